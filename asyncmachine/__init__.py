@@ -1,0 +1,100 @@
+"""asyncmachine: clock-based multi-state machines with relations, negotiation and waiters.
+
+A Python port of asyncmachine-go. ``import asyncmachine as am``, then build an ``am.Machine`` from a
+schema of ``am.State`` definitions.
+"""
+
+from ._ctx import Ctx
+from ._errors import (
+    AsyncMachineError,
+    ExceptionStateError,
+    HandlerError,
+    HandlerTimeoutError,
+    NestedEvalError,
+    SchemaError,
+    StateMissingError,
+)
+from ._exception_handler import ExceptionHandler
+from ._log import LogLevel, new_log_args_mapper
+from ._machine import Machine, StateCtxInfo
+from ._result import Canceled, Executed, Queued, Result, is_queued
+from ._schema import (
+    EXCEPTION,
+    A,
+    S,
+    Schema,
+    State,
+    s_add,
+    s_remove,
+    schema_from_dict,
+    schema_merge,
+    schema_to_dict,
+    state_add,
+    states_by_tag,
+    states_diff,
+    states_equal,
+    states_shared,
+)
+from ._states_base import StatesBase
+from ._time import Time, is_active_tick
+from ._tracer import Tracer
+from ._transition import (
+    ERR_ARGS_KEY,
+    ErrArgs,
+    Event,
+    Mutation,
+    MutationType,
+    PanicInfo,
+    Transition,
+)
+from ._waiter import Waiter
+
+__all__ = [
+    "ERR_ARGS_KEY",
+    "EXCEPTION",
+    "A",
+    "AsyncMachineError",
+    "Canceled",
+    "Ctx",
+    "ErrArgs",
+    "Event",
+    "ExceptionHandler",
+    "ExceptionStateError",
+    "Executed",
+    "HandlerError",
+    "HandlerTimeoutError",
+    "LogLevel",
+    "Machine",
+    "Mutation",
+    "MutationType",
+    "NestedEvalError",
+    "PanicInfo",
+    "Queued",
+    "Result",
+    "S",
+    "Schema",
+    "SchemaError",
+    "State",
+    "StateCtxInfo",
+    "StateMissingError",
+    "StatesBase",
+    "Time",
+    "Tracer",
+    "Transition",
+    "Waiter",
+    "is_active_tick",
+    "is_queued",
+    "new_log_args_mapper",
+    "s_add",
+    "s_remove",
+    "schema_from_dict",
+    "schema_merge",
+    "schema_to_dict",
+    "state_add",
+    "states_by_tag",
+    "states_diff",
+    "states_equal",
+    "states_shared",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""Log levels and the line formats shared by the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from enum import IntEnum
+from typing import Any
+
+Logger = Callable[["LogLevel", str], None]
+ArgsMapper = Callable[[Mapping[str, Any]], Mapping[str, str] | None]
+
+_stdlib_logger = logging.getLogger("asyncmachine")
+
+
+class LogLevel(IntEnum):
+    """How much the machine logs; each level includes the ones below it."""
+
+    NOTHING = 0
+    EXTERNAL = 1
+    CHANGES = 2
+    OPS = 3
+    DECISIONS = 4
+    EVERYTHING = 5
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+def stdlib_logger(level: LogLevel, msg: str) -> None:
+    """The default sink: the ``asyncmachine`` logger of the logging module, at INFO."""
+    _stdlib_logger.info(msg)
+
+
+DEFAULT_LOG_ARGS = ("name", "id", "port", "addr", "err", "path", "url", "uri")
+
+
+def new_log_args_mapper(max_len: int = 20, names: Iterable[str] = DEFAULT_LOG_ARGS) -> ArgsMapper:
+    """Pick the listed args for log lines, each value cut to ``max_len`` characters."""
+    keep = tuple(names)
+
+    def mapper(args: Mapping[str, Any]) -> dict[str, str] | None:
+        out = {k: truncate(str(args[k]), max_len) for k in keep if k in args}
+        return out or None
+
+    return mapper
+
+
+def truncate(text: str, max_len: int) -> str:
+    if len(text) <= max_len:
+        return text
+    if max_len < 5:
+        return text[:max_len]
+    return text[: max_len - 3] + "..."
+
+
+def format_args(mapped: Mapping[str, str] | None) -> str:
+    """``" (k1=v1 k2=v2)"`` with sorted keys, or ``""``."""
+    if not mapped:
+        return ""
+    return " (" + " ".join(f"{k}={mapped[k]}" for k in sorted(mapped)) + ")"

@@ -1,0 +1,1385 @@
+"""The machine: clocks, the mutation queue, transitions and handler dispatch.
+
+This module is the I/O-free core. It imports no asyncio: handlers run synchronously inside the queue
+loop, waiters are resolved in place, and only awaiting a waiter or forking a task touches the event
+loop (through ``_aio``, imported on demand).
+"""
+
+from __future__ import annotations
+
+import builtins
+import random
+import time as _time
+import traceback
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._ctx import Ctx
+from ._errors import (
+    HandlerError,
+    HandlerTimeoutError,
+    NestedEvalError,
+    SchemaError,
+    StateMissingError,
+)
+from ._handlers import Binding
+from ._log import ArgsMapper, Logger, LogLevel, format_args, stdlib_logger
+from ._resolver import Resolver
+from ._result import Canceled, Executed, Queued, Result
+from ._schema import EXCEPTION, Schema, State, parse_schema
+from ._subscriptions import Query, Subscriptions
+from ._time import Time, next_active_in
+from ._transition import (
+    ERR_ARGS_KEY,
+    ErrArgs,
+    Event,
+    Mutation,
+    MutationType,
+    PanicInfo,
+    Transition,
+)
+from ._waiter import Waiter, cancelled_waiter, resolved_waiter
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._tracer import Tracer
+
+ADD, REMOVE, SET, EVAL = MutationType.ADD, MutationType.REMOVE, MutationType.SET, MutationType.EVAL
+_HEALTH = ("Healthcheck", "Heartbeat")
+_CHANGES, _OPS, _DECISIONS, _EVERYTHING = 2, 3, 4, 5
+
+
+@dataclass(frozen=True, slots=True)
+class StateCtxInfo:
+    """What a state context belongs to: ``Ctx.value`` of ``new_state_ctx()``."""
+
+    machine_id: str
+    state: str
+    tick: int
+
+
+@dataclass(frozen=True, slots=True)
+class _StateNames:
+    """Handler names of one state, built once per schema instead of once per transition."""
+
+    enter: str
+    exit: str
+    state: str
+    end: str
+    self_: str
+
+
+class _Breakpoint:
+    __slots__ = ("added", "removed", "strict")
+
+    def __init__(self, added: Iterable[str], removed: Iterable[str], strict: bool) -> None:
+        self.added = frozenset(added)
+        self.removed = frozenset(removed)
+        self.strict = strict
+
+
+class Machine:
+    """A clock-based multi-state machine (see the package docs and ``docs/decisions.md``)."""
+
+    def __init__(
+        self,
+        schema: Mapping[str, State],
+        *,
+        id: str | None = None,
+        parent: Machine | str | None = None,
+        log_level: LogLevel | int = LogLevel.NOTHING,
+        logger: Logger | None = None,
+        log_id: bool = True,
+        handler_timeout: float | None = None,
+        queue_limit: int = 1000,
+        tracers: Iterable[Tracer] = (),
+        panic_to_exception: bool = True,
+        tags: Iterable[str] = (),
+    ) -> None:
+        parsed, conflicts = parse_schema(schema)
+        self._id = id if id is not None else f"{random.getrandbits(64):016x}"
+        if isinstance(parent, Machine):
+            self._parent_id: str | None = parent.id
+        else:
+            self._parent_id = parent
+        self._tags = list(dict.fromkeys(tags))
+        self._log_level = LogLevel(log_level)
+        self._logger: Logger = logger or stdlib_logger
+        self._log_prefix = f"[{self._id[:5]}] " if log_id else ""
+        self._args_mapper: ArgsMapper | None = None
+        self._handler_timeout = handler_timeout
+        self._queue_limit = queue_limit
+        self._panic_to_exception = panic_to_exception
+
+        self._clock: dict[str, int] = {}
+        self._active: list[str] = []
+        self._active_set: builtins.set[str] = set()
+        self._set_schema(parsed, sorted(parsed))
+        self._verified = False
+
+        self._queue: deque[Mutation] = deque()
+        self._queue_tick = 1
+        self._pending_ticks = 0
+        self._machine_tick = 0
+        self._processing = False
+        self._in_eval = False
+        self._transition: Transition | None = None
+        self._bindings: list[Binding] = []
+        self._ever_bound = False
+        self._tracers: list[Tracer] = list(tracers)
+        self._breakpoints: list[_Breakpoint] = []
+        self._err: BaseException | None = None
+        self._reraise: Exception | None = None
+        self._on_error: list[Callable[[Machine, BaseException], None]] = []
+        self._on_dispose: list[Callable[[str], None]] = []
+        self._ctx = Ctx()
+        self._state_ctxs: dict[str, Ctx] = {}
+        self._subs = Subscriptions()
+        self._disposed_waiter: Waiter | None = None
+        self._disposing = False
+        self._disposed = False
+
+        for tracer in self._tracers:
+            self._call_tracer(tracer, "machine_init", self)
+        if isinstance(parent, Machine):
+            parent._trace("new_submachine", parent, self)
+        for conflict in conflicts:
+            self.add_err(SchemaError(conflict))
+
+    def _set_schema(self, parsed: Schema, names: list[str]) -> None:
+        self._schema = parsed
+        self._names = names
+        self._index = {name: i for i, name in enumerate(names)}
+        self._resolver = Resolver(parsed, names)
+        self._multi = {n for n in names if parsed[n].multi}
+        self._handler_names = {
+            n: _StateNames(n + "Enter", n + "Exit", n + "State", n + "End", n + n) for n in names
+        }
+        for name in names:
+            self._clock.setdefault(name, 0)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def parent_id(self) -> str | None:
+        return self._parent_id
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._tags)
+
+    @property
+    def schema(self) -> Schema:
+        """A copy of the parsed schema (§1.2)."""
+        return dict(self._schema)
+
+    @property
+    def ctx(self) -> Ctx:
+        """The machine's context, cancelled at the end of ``dispose()``."""
+        return self._ctx
+
+    @property
+    def is_disposed(self) -> bool:
+        return self._disposed
+
+    @property
+    def transition(self) -> Transition | None:
+        """The transition being processed, or ``None`` when the machine is idle."""
+        return self._transition
+
+    @property
+    def states_verified(self) -> bool:
+        return self._verified
+
+    @property
+    def log_level(self) -> LogLevel:
+        return self._log_level
+
+    def __str__(self) -> str:
+        return self.string()
+
+    def __repr__(self) -> str:
+        return f"<Machine {self._id} {self.string()}>"
+
+    # ------------------------------------------------------------------ mutations
+
+    def add(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+        """Activate ``states`` (and what they imply), keeping the active ones."""
+        return self._mutate(ADD, self._called(states), args)
+
+    def add1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self._mutate(ADD, self._called1(state), args)
+
+    def remove(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+        """Deactivate ``states`` (and what requires them)."""
+        return self._mutate(REMOVE, self._called(states), args)
+
+    def remove1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self._mutate(REMOVE, self._called1(state), args)
+
+    def set(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+        """Make ``states`` the called set; other active states stay only if relations keep them."""
+        return self._mutate(SET, self._called(states), args)
+
+    def toggle(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+        """Remove ``states`` if all are active, else add them."""
+        called = self._called(states)
+        if self._disposing:
+            return Canceled
+        if all(s in self._active_set for s in called):
+            return self._mutate(REMOVE, called, args)
+        return self._mutate(ADD, called, args)
+
+    def toggle1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self.toggle([state], args)
+
+    def add_err(self, err: BaseException | None, args: dict[str, Any] | None = None) -> Result:
+        """Store ``err`` for ``err()`` and activate ``Exception`` with it in the args (§8)."""
+        return self.add_err_state(EXCEPTION, err, args)
+
+    def add_err_state(
+        self, state: str, err: BaseException | None, args: dict[str, Any] | None = None
+    ) -> Result:
+        """Activate the error state ``state`` together with ``Exception`` (§8)."""
+        called = self._called1(state)
+        if self._disposing or err is None or _is_cancellation(err):
+            return Canceled
+        if len(self._queue) >= self._queue_limit:
+            return Canceled
+        self._err = err
+        trace = "".join(traceback.format_exception(err)) if err.__traceback__ else ""
+        for fn in self._on_error:
+            fn(self, err)
+        merged = dict(args) if args else {}
+        merged[ERR_ARGS_KEY] = ErrArgs(err, trace)
+        if state != EXCEPTION:
+            called = [state, EXCEPTION]
+        return self._enqueue(Mutation(ADD, called, merged))
+
+    def can_add(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+        """Would adding ``states`` be accepted? Negotiation handlers run; nothing changes (§3.6)."""
+        return self._check(ADD, self._called(states), args)
+
+    def can_add1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self._check(ADD, self._called1(state), args)
+
+    def can_remove(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+        return self._check(REMOVE, self._called(states), args)
+
+    def can_remove1(self, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self._check(REMOVE, self._called1(state), args)
+
+    def _called(self, states: Sequence[str]) -> list[str]:
+        if isinstance(states, str):
+            raise TypeError(
+                f"states must be a list of state names, got the string {states!r} "
+                "(use the *1 variant for a single state)"
+            )
+        called = list(dict.fromkeys(states))
+        schema = self._schema
+        for s in called:
+            if s not in schema:
+                raise StateMissingError([x for x in called if x not in schema], self._id)
+        return called
+
+    def _called1(self, state: str) -> list[str]:
+        if state not in self._schema:
+            raise StateMissingError([state], self._id)
+        return [state]
+
+    def _mutate(
+        self, mtype: MutationType, called: list[str], args: dict[str, Any] | None
+    ) -> Result:
+        if self._disposing:
+            return Canceled
+        queue = self._queue
+        if len(queue) >= self._queue_limit and not self._let_through(mtype, called):
+            self._log(_OPS, f"[queue:skipped] queue limit reached for [{mtype}] {' '.join(called)}")
+            return Canceled
+        if self._processing and queue:
+            if not args and not self._multi.intersection(called):
+                last = queue[-1]
+                if (
+                    last.type is mtype
+                    and not last.args
+                    and not last.is_check
+                    and not last.is_auto
+                    and last.eval_fn is None
+                    and len(last.called) == len(called)
+                    and set(last.called) == set(called)
+                ):
+                    self._log(
+                        _OPS, f"[queue:skipped] Duplicate detected for [{mtype}] {' '.join(called)}"
+                    )
+                    return Executed
+        elif (
+            mtype is REMOVE and self._processing and not any(s in self._active_set for s in called)
+        ):
+            return Executed
+        return self._enqueue(Mutation(mtype, called, args if args is not None else {}))
+
+    def _let_through(self, mtype: MutationType, called: list[str]) -> bool:
+        """Past the queue limit, one Exception still gets in (and out)."""
+        if EXCEPTION not in called:
+            return False
+        if mtype is ADD:
+            return EXCEPTION not in self._active_set
+        if mtype is REMOVE:
+            return EXCEPTION in self._active_set
+        return False
+
+    def _enqueue(self, mut: Mutation) -> Result:
+        self._pending_ticks += 1
+        mut.queue_tick = self._queue_tick + self._pending_ticks
+        self._queue.append(mut)
+        if self._tracers:
+            self._trace("mutation_queued", self, mut)
+        if self._processing:
+            if self._log_level >= _OPS:
+                self._log(
+                    _OPS, f"[queue:{mut.type}] {' '.join(mut.called)}{self._fmt_args(mut.args)}"
+                )
+            return Result(mut.queue_tick)
+        self._process_queue()
+        return Result(mut.result)
+
+    def _prepend(self, mut: Mutation) -> None:
+        self._queue.appendleft(mut)
+        if self._tracers:
+            self._trace("mutation_queued", self, mut)
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[prepend:{mut.type}] {' '.join(mut.called)}")
+
+    def _check(self, mtype: MutationType, called: list[str], args: dict[str, Any] | None) -> Result:
+        if self._disposing:
+            return Canceled
+        mut = Mutation(mtype, called, args if args is not None else {}, is_check=True)
+        self._prepend(mut)
+        if self._processing:
+            return Queued
+        self._process_queue()
+        return Result(mut.result)
+
+    # ------------------------------------------------------------------ the queue
+
+    def _process_queue(self) -> None:
+        queue = self._queue
+        subs = self._subs
+        self._processing = True
+        try:
+            while queue:
+                mut = queue.popleft()
+                if mut.queue_tick:
+                    self._pending_ticks -= 1
+                    self._queue_tick += 1
+                if self._disposing and not mut.internal:
+                    mut.result = Canceled
+                    continue
+                if mut.eval_fn is not None:
+                    self._run_eval(mut)
+                else:
+                    self._run_transition(mut)
+                    if self._reraise is not None:
+                        err, self._reraise = self._reraise, None
+                        raise err
+                if subs.queue_heap and mut.queue_tick:
+                    subs.queue_reached(self._queue_tick)
+        finally:
+            self._processing = False
+            self._transition = None
+        if self._tracers:
+            self._trace("queue_end", self)
+        if subs.queue_ends:
+            subs.queue_ended()
+        if self._disposing and not self._disposed:
+            self._finish_dispose()
+
+    def _run_eval(self, mut: Mutation) -> None:
+        assert mut.eval_fn is not None
+        self._log(_OPS, f"[eval] {mut.source}")
+        self._in_eval = True
+        try:
+            mut.eval_fn()
+        finally:
+            self._in_eval = False
+
+    # ------------------------------------------------------------------ transitions
+
+    def _run_transition(self, mut: Mutation) -> None:
+        """Resolve, negotiate, apply and finalise one mutation (§4)."""
+        before = self._active
+        active = self._active_set
+        called = mut.called
+        mtype = mut.type
+        tx = Transition(self, mut, before)
+        self._transition = tx
+        tracers = self._tracers
+        level = self._log_level
+        log = self._log_ops if level >= _OPS else None
+        resolver = self._resolver
+        if level >= _OPS:
+            if mut.is_auto:
+                self._log(_DECISIONS, f"[add:auto] {' '.join(called)}")
+            else:
+                self._log(_OPS, f"[{mtype}] {' '.join(called)}{self._fmt_args(mut.args)}")
+
+        if mtype is ADD:
+            to_set = called + before if before else called
+        elif mtype is REMOVE:
+            removing = set(called)
+            to_set = [s for s in before if s not in removing]
+        else:
+            to_set = called
+        target = resolver.target_states(called, to_set, active, mtype is REMOVE, log, mut.is_auto)
+        target_set = set(target)
+
+        accepted = True
+        if mtype is not REMOVE:
+            rejected = [s for s in called if s not in target_set]
+            if rejected:
+                if mut.is_auto:
+                    accepted = len(rejected) < len(called)
+                    if accepted:
+                        target, target_set = self._auto_reresolve(mut, target_set)
+                else:
+                    accepted = mut.is_check and bool(self._multi.intersection(called))
+                if not accepted and log is not None:
+                    log(f"[cancel:reject] {' '.join(rejected)}")
+        tx.target_states = target
+        tx.is_accepted = accepted
+
+        exits: list[str] = []
+        enters: list[str] = []
+        if accepted:
+            exits, enters = self._exits_enters(before, active, target, target_set, called)
+            tx.exits, tx.enters = exits, enters
+        observed = bool(self._bindings) or bool(tracers)
+        if observed:
+            tx._time_before = self.time()
+        if tracers:
+            self._trace("transition_init", tx)
+            self._trace("transition_start", tx)
+
+        if accepted and (self._bindings or level >= _EVERYTHING):
+            outcome = self._negotiate(tx, before, active, target, target_set, exits, enters)
+            if outcome is None:
+                accepted = False
+            elif outcome is not target:
+                target, target_set = self._auto_reresolve(mut, set(outcome))
+                if not target:
+                    accepted = False
+                else:
+                    exits, enters = self._exits_enters(before, active, target, target_set, called)
+                    tx.target_states, tx.exits, tx.enters = target, exits, enters
+            if not accepted:
+                tx.is_accepted = False
+
+        if mut.is_check:
+            mut.result = Executed if accepted else Canceled
+            self._end_transition(tx)
+            return
+        if not accepted:
+            mut.result = Canceled
+            if observed:
+                tx._time_after = tx._time_before
+            self._end_transition(tx)
+            return
+
+        # apply (§4.8)
+        clock = self._clock
+        for s in exits:
+            clock[s] += 1
+        for s in enters:
+            clock[s] += 2 if s in active else 1
+        self._active = target
+        self._active_set = target_set
+        changed = bool(exits or enters)
+        if level >= _CHANGES and (changed or level >= _EVERYTHING):
+            self._log_state(tx, exits, enters, target)
+        if self._state_ctxs and changed:
+            for s in exits:
+                self._cancel_state_ctx(s)
+            for s in enters:
+                self._cancel_state_ctx(s)
+        if tracers:
+            self._trace("transition_finals", tx)
+
+        ok = True
+        if self._bindings or level >= _EVERYTHING or self._subs.args:
+            ok = self._finals(tx, exits, enters)
+        if observed:
+            tx._time_after = self.time()
+
+        if ok:
+            if mtype is REMOVE:
+                now = self._active_set
+                mut.result = Canceled if any(s in now for s in called) else Executed
+            else:
+                mut.result = Executed
+        else:
+            mut.result = Canceled
+            tx.is_accepted = False
+        if self._breakpoints and changed:
+            self._check_breakpoints(tx, exits, enters)
+        if (
+            ok
+            and changed
+            and not mut.is_auto
+            and not self._disposing
+            and resolver.auto_states
+            and not (mtype is ADD and len(called) == 1 and called[0] in _HEALTH)
+        ):
+            self._schedule_auto()
+        self._end_transition(tx)
+        if changed and self._subs.count:
+            now_active = self._active_set
+            activated = [s for s in enters if s in now_active]
+            self._subs.process(activated, exits, exits + enters, now_active, clock)
+
+    def _exits_enters(
+        self,
+        before: list[str],
+        active: builtins.set[str],
+        target: list[str],
+        target_set: builtins.set[str],
+        called: list[str],
+    ) -> tuple[list[str], list[str]]:
+        exits = [s for s in before if s not in target_set]
+        if len(exits) > 1:
+            exits = self._resolver.sort(exits)
+        multi = self._multi
+        enters = [s for s in target if s not in active or (s in multi and s in called)]
+        return exits, enters
+
+    def _auto_reresolve(
+        self, mut: Mutation, kept: builtins.set[str]
+    ) -> tuple[list[str], builtins.set[str]]:
+        """Resolve an auto mutation again with only the accepted candidates (§4.7)."""
+        called = [s for s in mut.called if s in kept]
+        if not called:
+            return [], set()
+        before = self._active
+        target = self._resolver.target_states(
+            called, called + before, self._active_set, False, None, True
+        )
+        return target, set(target)
+
+    def _end_transition(self, tx: Transition) -> None:
+        tx.is_completed = True
+        if self._tracers:
+            self._trace("transition_end", tx)
+
+    def _schedule_auto(self) -> None:
+        active = self._active_set
+        removed_by = self._resolver.removed_by
+        auto: list[str] = []
+        for s in self._resolver.auto_states:
+            if s in active:
+                continue
+            blockers = removed_by.get(s)
+            if blockers and any(b in active for b in blockers):
+                continue
+            auto.append(s)
+        if auto:
+            self._log(_OPS, f"[auto] {' '.join(auto)}")
+            self._prepend(Mutation(ADD, auto, {}, is_auto=True))
+
+    # ------------------------------------------------------------------ handlers
+
+    def _negotiate(
+        self,
+        tx: Transition,
+        before: list[str],
+        active: builtins.set[str],
+        target: list[str],
+        target_set: builtins.set[str],
+        exits: list[str],
+        enters: list[str],
+    ) -> list[str] | None:
+        """Run the cancellable handlers (§4.6).
+
+        Returns ``None`` when canceled, ``target`` unchanged when accepted, or a new list without
+        the auto states whose handlers refused (partial acceptance of an auto transition).
+        """
+        names = self._handler_names
+        schema = self._schema
+        is_auto = tx.mutation.is_auto
+        dropped: builtins.set[str] = set()
+
+        def refuse(state: str | None) -> bool:
+            """Drop an auto state from an auto transition; False means cancel everything."""
+            if is_auto and state is not None and schema[state].auto:
+                dropped.add(state)
+                return True
+            return False
+
+        for s in exits:
+            if not self._handle(tx, names[s].exit):
+                return None
+        for s in enters:
+            if s not in dropped and not self._handle(tx, names[s].enter) and not refuse(s):
+                return None
+        bindings = self._bindings
+        if any(b.has_pairs for b in bindings):
+            if tx.mutation.type is not REMOVE:
+                for s in target:
+                    if (
+                        s in active
+                        and s not in dropped
+                        and not self._handle(tx, names[s].self_, self_handler=True)
+                        and not refuse(s)
+                    ):
+                        return None
+            for b in before:
+                for a in target:
+                    if (
+                        a != b
+                        and a not in dropped
+                        and not self._handle(tx, b + a)
+                        and not refuse(a)
+                    ):
+                        return None
+        if not self._handle(tx, "AnyEnter"):
+            return None
+        if dropped:
+            return [s for s in target if s not in dropped]
+        return target
+
+    def _handle(self, tx: Transition, name: str, self_handler: bool = False) -> bool:
+        """Call a negotiation handler on every binding; False once one refuses or raises."""
+        event: Event | None = None
+        for num, binding in enumerate(self._bindings):
+            fn = binding.handlers.get(name)
+            if self._log_level >= _EVERYTHING:
+                self._log(_EVERYTHING, f"[handle:{binding.id}] {name}")
+            if fn is None:
+                continue
+            if event is None:
+                event = Event(self, name, tx)
+            ret = self._call_handler(tx, binding, num, name, fn, event, final=False)
+            if ret is _RAISED:
+                return False
+            if ret is False:
+                if self._log_level >= _OPS:
+                    kind = "cancel:self" if self_handler else "cancel"
+                    self._log(_OPS, f"[{kind}] ({' '.join(tx.target_states)}) by {name}")
+                return False
+        return True
+
+    def _call_handler(
+        self,
+        tx: Transition,
+        binding: Binding,
+        num: int,
+        name: str,
+        fn: Callable[..., Any],
+        event: Event,
+        final: bool,
+    ) -> Any:
+        if self._tracers:
+            self._trace("handler_start", tx, binding.id, name)
+        if self._log_level >= _OPS:
+            self._log(_OPS, f"[handler:{num}] {name}")
+        timeout = self._handler_timeout
+        started = _time.monotonic() if timeout is not None else 0.0
+        try:
+            ret = fn(event)
+            if timeout is not None and _time.monotonic() - started > timeout:
+                raise HandlerTimeoutError(f"handler timeout: {name} from {binding.id}")
+            if final and name in binding.is_async:
+                self._fork_handler(name, ret)
+        except Exception as err:
+            if self._tracers:
+                self._trace("handler_end", tx, binding.id, name)
+            self._handler_raised(tx, name, err, final)
+            return _RAISED
+        if self._tracers:
+            self._trace("handler_end", tx, binding.id, name)
+        return ret
+
+    def _fork_handler(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+        """Start an ``async def`` final handler as a task bound to its state's context."""
+        state = name[: -len("State")] if name.endswith("State") else ""
+        ctx = self.new_state_ctx(state) if state in self._schema else self._ctx
+        try:
+            self.fork(ctx, coro)
+        except RuntimeError:
+            raise HandlerError(f"async handler {name} needs a running event loop") from None
+
+    def _handler_raised(self, tx: Transition, name: str, err: Exception, final: bool) -> None:
+        """A handler raised: cancel (or roll back, by the caller) and queue ``Exception``."""
+        why = "timeout" if isinstance(err, HandlerTimeoutError) else "recover"
+        self._log(_OPS, f"[cancel] ({' '.join(tx.target_states)}) by {why}")
+        if not self._panic_to_exception:
+            self._reraise = err  # raised to the caller once the transition is cleaned up
+            return
+        mut = tx.mutation
+        if EXCEPTION in mut.called:
+            return  # no nesting: an Exception handler that raises queues no new Exception
+        self._err = err
+        for fn in self._on_error:
+            fn(self, err)
+        trace = "".join(traceback.format_exception(err))
+        panic = PanicInfo(name, tuple(mut.called), tuple(tx.states_before), tx)
+        self._prepend(Mutation(ADD, [EXCEPTION], {ERR_ARGS_KEY: ErrArgs(err, trace, panic)}))
+
+    def _finals(self, tx: Transition, exits: list[str], enters: list[str]) -> bool:
+        """Run ``End``/``State`` handlers, then ``AnyState`` (§4.9); False after a rollback."""
+        names = self._handler_names
+        for s in exits:
+            if not self._handle_final(tx, names[s].end):
+                return False  # an End handler raised: nothing to roll back (§5.4)
+        args_subs = self._subs.args
+        for i, s in enumerate(enters):
+            if args_subs and s in args_subs:
+                self._subs.match_args(s, tx.mutation.args)
+            if not self._handle_final(tx, names[s].state):
+                self._rollback(enters[i:])
+                return False
+        if self._bindings:
+            self._handle_final(tx, "AnyState")
+        return True
+
+    def _handle_final(self, tx: Transition, name: str) -> bool:
+        event: Event | None = None
+        for num, binding in enumerate(self._bindings):
+            fn = binding.handlers.get(name)
+            if self._log_level >= _EVERYTHING:
+                self._log(_EVERYTHING, f"[handle:{binding.id}] {name}")
+            if fn is None:
+                continue
+            if event is None:
+                event = Event(self, name, tx)
+            if self._call_handler(tx, binding, num, name, fn, event, final=True) is _RAISED:
+                # every binding still gets the event; the phase stops afterwards
+                for later, other in enumerate(self._bindings[num + 1 :], num + 1):
+                    other_fn = other.handlers.get(name)
+                    if other_fn is not None:
+                        self._call_handler(tx, other, later, name, other_fn, event, final=True)
+                return False
+        return True
+
+    def _rollback(self, states: list[str]) -> None:
+        """Deactivate the entered states from the one whose handler raised onwards (§5.4)."""
+        clock = self._clock
+        active = self._active_set
+        for s in states:
+            if s in active:
+                clock[s] += 1
+        gone = set(states)
+        self._active = [s for s in self._active if s not in gone]
+        self._active_set = active - gone
+        if self._state_ctxs:
+            for s in states:
+                self._cancel_state_ctx(s)
+
+    # ------------------------------------------------------------------ handler binding
+
+    def bind_handlers(
+        self, obj: object, *, id: str | None = None, state_prefix: str | None = None
+    ) -> str:
+        """Bind ``obj``'s handlers by name (``FooEnter``, ``FooState``, ...); returns its id.
+
+        Names are validated: one that refers to a state missing from the schema, or an ``async
+        def`` negotiation handler, raises ``HandlerError``.
+        """
+        binding = Binding(obj, self._schema, id, state_prefix)
+        first = not self._ever_bound
+        self._bindings.append(binding)
+        self._ever_bound = True
+        self._log(_OPS, f"[handlers] bind {len(self._bindings) - 1}:{binding.id}")
+        if first and EXCEPTION in self._active_set and self._err is not None:
+            self.add_err(self._err)
+        return binding.id
+
+    def detach_handlers(self, binding_id: str) -> None:
+        for i, binding in enumerate(self._bindings):
+            if binding.id == binding_id:
+                del self._bindings[i]
+                self._log(_OPS, f"[handlers] detach {binding_id}")
+                return
+        raise KeyError(f"handlers not bound: {binding_id}")
+
+    def handlers(self) -> list[str]:
+        return [b.id for b in self._bindings]
+
+    def on_error(self, fn: Callable[[Machine, BaseException], None]) -> None:
+        """Call ``fn(mach, err)`` whenever an error is added, before ``Exception`` activates."""
+        self._on_error.append(fn)
+
+    # ------------------------------------------------------------------ checking
+
+    def is_(self, states: Sequence[str]) -> bool:
+        """All ``states`` are active (an unknown name is simply not active)."""
+        active = self._active_set
+        for s in states:
+            if s not in active:
+                if s not in self._schema:
+                    self._log(_DECISIONS, f"[is] state {s} not found")
+                return False
+        return True
+
+    def is1(self, state: str) -> bool:
+        return state in self._active_set
+
+    def not_(self, states: Sequence[str]) -> bool:
+        """None of ``states`` is active; unknown names raise ``StateMissingError``."""
+        called = self._called(states)
+        return not any(s in self._active_set for s in called)
+
+    def not1(self, state: str) -> bool:
+        self._called1(state)
+        return state not in self._active_set
+
+    def any(self, *lists: Sequence[str]) -> bool:
+        """Some list is fully active."""
+        return any(self.is_(states) for states in lists)
+
+    def any1(self, *states: str) -> bool:
+        """Some single state is active."""
+        return any(s in self._active_set for s in states)
+
+    def has(self, states: Sequence[str]) -> bool:
+        """All names are in the schema."""
+        if self._disposed:
+            return False
+        return all(s in self._schema for s in states)
+
+    def has1(self, state: str) -> bool:
+        return not self._disposed and state in self._schema
+
+    def switch(self, *groups: Sequence[str]) -> str:
+        """The first active state, scanning the groups in order; ``""`` if none."""
+        for group in groups:
+            for s in group:
+                if s in self._active_set:
+                    return s
+        return ""
+
+    def active_states(self, states: Sequence[str] | None = None) -> list[str]:
+        if states is None:
+            return list(self._active)
+        return [s for s in states if s in self._active_set]
+
+    def state_names(self) -> list[str]:
+        return list(self._names)
+
+    def index1(self, state: str) -> int:
+        if self._disposed:
+            return -1
+        return self._index.get(state, -1)
+
+    def index(self, states: Sequence[str]) -> list[int]:
+        return [self.index1(s) for s in states]
+
+    def tick(self, state: str) -> int:
+        if self._disposed:
+            return 0
+        return self._clock.get(state, 0)
+
+    def time(self, states: Sequence[str] | None = None) -> Time:
+        """Ticks of ``states`` (default: all, in ``state_names()`` order)."""
+        if self._disposed:
+            return Time()
+        clock = self._clock
+        return Time(clock.get(s, 0) for s in (self._names if states is None else states))
+
+    def clock(self, states: Sequence[str] | None = None) -> dict[str, int]:
+        if self._disposed:
+            return {}
+        clock = self._clock
+        return {s: clock.get(s, 0) for s in (self._names if states is None else states)}
+
+    def is_time(self, time: Sequence[int], states: Sequence[str] | None = None) -> bool:
+        """True when nothing in ``states`` ticked since ``time`` was read."""
+        if self._disposed:
+            return False
+        names = self._names if states is None else states
+        if len(names) != len(time):
+            return False
+        return all(self._clock.get(s, -1) == t for s, t in zip(names, time, strict=True))
+
+    def is_clock(self, clock: Mapping[str, int]) -> bool:
+        """True when no state in ``clock`` ticked since it was read."""
+        if self._disposed:
+            return False
+        return all(self._clock.get(s, -1) == t for s, t in clock.items())
+
+    def queue_tick(self) -> int:
+        return self._queue_tick
+
+    def machine_tick(self) -> int:
+        return self._machine_tick
+
+    def queue_len(self) -> int:
+        return len(self._queue)
+
+    def queue(self) -> list[Mutation]:
+        return list(self._queue)
+
+    def is_err(self) -> bool:
+        return EXCEPTION in self._active_set
+
+    def err(self) -> BaseException | None:
+        """The last error added, even after ``Exception`` was removed."""
+        return self._err
+
+    def will_be(self, states: Sequence[str]) -> bool:
+        """An Add of (at least) these states is queued."""
+        return self._queued_with(ADD, states)
+
+    def will_be1(self, state: str) -> bool:
+        return self._queued_with(ADD, [state])
+
+    def will_be_removed(self, states: Sequence[str]) -> bool:
+        return self._queued_with(REMOVE, states)
+
+    def will_be_removed1(self, state: str) -> bool:
+        return self._queued_with(REMOVE, [state])
+
+    def _queued_with(self, mtype: MutationType, states: Sequence[str]) -> bool:
+        return any(
+            m.type is mtype and not m.is_check and all(s in m.called for s in states)
+            for m in self._queue
+        )
+
+    # ------------------------------------------------------------------ inspection
+
+    def string(self) -> str:
+        """Active states with ticks: ``(A:1 B:3)``."""
+        if self._disposed:
+            return ""
+        clock, active = self._clock, self._active_set
+        return "(" + " ".join(f"{s}:{clock[s]}" for s in self._names if s in active) + ")"
+
+    def string_all(self) -> str:
+        """Active, then inactive states with ticks: ``(A:1 B:3) [C:0 Exception:0]``."""
+        if self._disposed:
+            return ""
+        clock, active = self._clock, self._active_set
+        inactive = " ".join(f"{s}:{clock[s]}" for s in self._names if s not in active)
+        return f"{self.string()} [{inactive}]"
+
+    def inspect(self, states: Sequence[str] | None = None) -> str:
+        """A multi-line dump of states, ticks and relations (§11)."""
+        if self._disposed:
+            return ""
+        lines: list[str] = []
+        for name in self._names if states is None else states:
+            state = self._schema[name]
+            lines.append(f"{1 if name in self._active_set else 0} {name}")
+            lines.append(f"    |Tick     {self._clock[name]}")
+            if state.auto:
+                lines.append("    |Auto     true")
+            if state.multi:
+                lines.append("    |Multi    true")
+            for rel in ("add", "require", "remove", "after"):
+                value = getattr(state, rel)
+                if value:
+                    lines.append(f"    |{rel.capitalize():<9}{' '.join(value)}")
+        return "".join(line + "\n" for line in lines)
+
+    def verify_states(self, names: Sequence[str]) -> None:
+        """Check ``names`` against the schema and adopt their order for ``state_names()``."""
+        if self._disposed:
+            return
+        names = list(names)
+        errors: list[str] = []
+        unknown = [n for n in names if n not in self._schema]
+        if unknown:
+            errors.append(f"states {' '.join(unknown)} not defined in schema for {self._id}")
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            errors.append(f"duplicate states: {' '.join(dups)}")
+        missing = [n for n in self._names if n not in names]
+        if missing:
+            errors.append(
+                f"trying to verify less states than registered for {self._id}; "
+                f"missing: {' '.join(missing)}"
+            )
+        if errors:
+            raise SchemaError("; ".join(errors))
+        self._set_schema(self._schema, names)
+        self._verified = True
+        self._trace("verify_states", self)
+
+    def set_schema(self, schema: Mapping[str, State], names: Sequence[str]) -> None:
+        """Grow the schema at runtime; new states start at tick 0 (§16)."""
+        if self._processing:
+            raise SchemaError("schema error: cannot change the schema during a transition")
+        parsed, conflicts = parse_schema(schema)
+        if len(parsed) <= len(self._schema):
+            raise SchemaError(f"schema error: new schema too short (> {len(self._schema)} states)")
+        names = list(names)
+        if len(names) != len(parsed) or set(names) != set(parsed):
+            raise SchemaError("schema error: names must list every state of the new schema once")
+        old = dict(self._schema)
+        self._set_schema(parsed, names)
+        self._verified = True
+        self._trace("schema_change", self, old)
+        for conflict in conflicts:
+            self.add_err(SchemaError(conflict))
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def _ctx_ok(self, ctx: Ctx | None) -> bool:
+        return not self._disposed and (ctx is None or not ctx.done())
+
+    def when(self, states: Sequence[str], ctx: Ctx | None = None) -> Waiter:
+        """Resolved once all ``states`` are active."""
+        if not self._ctx_ok(ctx):
+            return cancelled_waiter()
+        called = self._called(states)
+        if all(s in self._active_set for s in called):
+            return resolved_waiter()
+        key = ("when", frozenset(called), ctx)
+        return self._subs.reuse(key) or self._subs.add_when(called, ctx, key, negate=False)
+
+    def when1(self, state: str, ctx: Ctx | None = None) -> Waiter:
+        if not self._ctx_ok(ctx):
+            return cancelled_waiter()
+        self._called1(state)
+        if state in self._active_set:
+            return resolved_waiter()
+        key = ("when", frozenset((state,)), ctx)
+        return self._subs.reuse(key) or self._subs.add_when((state,), ctx, key, negate=False)
+
+    def when_not(self, states: Sequence[str], ctx: Ctx | None = None) -> Waiter:
+        """Resolved once none of ``states`` is active."""
+        if not self._ctx_ok(ctx):
+            return cancelled_waiter()
+        called = self._called(states)
+        if not any(s in self._active_set for s in called):
+            return resolved_waiter()
+        key = ("not", frozenset(called), ctx)
+        return self._subs.reuse(key) or self._subs.add_when(called, ctx, key, negate=True)
+
+    def when_not1(self, state: str, ctx: Ctx | None = None) -> Waiter:
+        return self.when_not([state], ctx)
+
+    def when_err(self, ctx: Ctx | None = None) -> Waiter:
+        return self.when1(EXCEPTION, ctx)
+
+    def when_time(
+        self, states: Sequence[str], times: Sequence[int], ctx: Ctx | None = None
+    ) -> Waiter:
+        """Resolved once ``tick(states[i]) >= times[i]`` for every i."""
+        if len(states) != len(times) or not states:
+            raise ValueError(
+                f"when_time: states and times must have the same length ({' '.join(states)}) > 0"
+            )
+        if not self._ctx_ok(ctx):
+            return cancelled_waiter()
+        called = self._called(states)
+        if len(called) != len(states):
+            raise ValueError("when_time: duplicate states")
+        clock = self._clock
+        if all(clock[s] >= t for s, t in zip(called, times, strict=True)):
+            return resolved_waiter()
+        key = ("time", tuple(called), tuple(times), ctx)
+        return self._subs.reuse(key) or self._subs.add_time(called, times, ctx, key)
+
+    def when_time1(self, state: str, tick: int, ctx: Ctx | None = None) -> Waiter:
+        return self.when_time([state], [tick], ctx)
+
+    def when_ticks(self, state: str, n: int, ctx: Ctx | None = None) -> Waiter:
+        """Resolved once ``state`` ticked ``n`` more times from now."""
+        self._called1(state)
+        return self.when_time([state], [self._clock[state] + n], ctx)
+
+    def when_next_active(self, state: str, ctx: Ctx | None = None) -> Waiter:
+        """Resolved on the next activation, not the current one."""
+        self._called1(state)
+        return self.when_ticks(state, next_active_in(self._clock[state]), ctx)
+
+    def when_args(self, state: str, args: Mapping[str, Any], ctx: Ctx | None = None) -> Waiter:
+        """Resolved when ``state`` is entered by a mutation whose args include ``args``."""
+        if not self._ctx_ok(ctx):
+            return cancelled_waiter()
+        self._called1(state)
+        return self._subs.add_args(state, args, ctx)
+
+    def when_query(self, fn: Query, ctx: Ctx | None = None) -> Waiter:
+        """Resolved after a transition when ``fn(clock)`` is true (not checked at creation)."""
+        if not self._ctx_ok(ctx):
+            return cancelled_waiter()
+        return self._subs.add_query(fn, ctx)
+
+    def when_queue(self, tick: int) -> Waiter:
+        """Resolved once the queue tick reaches ``tick`` (e.g. a queued mutation's result)."""
+        if self._disposed:
+            return cancelled_waiter()
+        if self._queue_tick >= tick:
+            return resolved_waiter()
+        return self._subs.add_queue(tick)
+
+    def when_queue_ends(self) -> Waiter:
+        """Resolved when the current queue run finishes; at once when idle."""
+        if self._disposed:
+            return cancelled_waiter()
+        if not self._processing:
+            return resolved_waiter()
+        return self._subs.add_queue_ends()
+
+    def when_disposed(self) -> Waiter:
+        if self._disposed:
+            return resolved_waiter()
+        if self._disposed_waiter is None:
+            self._disposed_waiter = Waiter()
+        return self._disposed_waiter
+
+    # ------------------------------------------------------------------ contexts and tasks
+
+    def new_state_ctx(self, state: str) -> Ctx:
+        """The context of ``state``'s current tick: cancelled when the state ticks (§9.1)."""
+        self._called1(state)
+        ctx = self._state_ctxs.get(state)
+        if ctx is not None and not ctx.done():
+            return ctx
+        ctx = self._ctx.child(StateCtxInfo(self._id, state, self._clock[state]))
+        if not ctx.done():
+            self._state_ctxs[state] = ctx
+            self._log(_OPS, f"[ctx:new] {state}")
+        return ctx
+
+    def _cancel_state_ctx(self, state: str) -> None:
+        ctx = self._state_ctxs.pop(state, None)
+        if ctx is not None:
+            self._log(_OPS, f"[ctx:match] {state}")
+            ctx.cancel()
+
+    def fork(self, ctx: Ctx, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
+        """Run ``coro`` as a task cancelled with ``ctx``; its exception becomes ``add_err``."""
+        if ctx.done():
+            coro.close()
+            return None
+        from . import _aio
+
+        try:
+            task = _aio.start_task(coro)
+        except RuntimeError:
+            coro.close()
+            raise
+
+        def cancel(_: Ctx) -> None:
+            task.cancel()
+
+        def finished(t: asyncio.Task[Any]) -> None:
+            ctx.remove_done_callback(cancel)
+            if not t.cancelled():
+                err = t.exception()
+                if err is not None:
+                    self.add_err(err)
+
+        ctx.add_done_callback(cancel)
+        task.add_done_callback(finished)
+        return task
+
+    # ------------------------------------------------------------------ eval
+
+    def eval(self, fn: Callable[[], Any], source: str = "") -> bool:
+        """Run ``fn`` on the machine's queue, between transitions (§12).
+
+        Returns True once it ran. From a handler it returns False and adds ``NestedEvalError``
+        (the handler would wait on itself); from another eval, or on a disposed machine, False.
+        """
+        if self._disposing or self._in_eval:
+            return False
+        if self._processing:
+            self.add_err(
+                NestedEvalError(
+                    f"eval nested in handler or eval: eval:{source} called directly in a handler"
+                )
+            )
+            return False
+        self._prepend(Mutation(EVAL, [], {}, source=source, eval_fn=fn))
+        self._process_queue()
+        return True
+
+    # ------------------------------------------------------------------ logging
+
+    def set_log_level(self, level: LogLevel | int) -> None:
+        self._log_level = LogLevel(level)
+
+    def set_logger(self, fn: Logger | None) -> None:
+        """Send log lines to ``fn(level, msg)``; ``None`` restores the stdlib logger."""
+        self._logger = fn or stdlib_logger
+
+    def set_args_mapper(self, fn: ArgsMapper | None) -> None:
+        """Choose which args appear in log lines (``am.new_log_args_mapper()``)."""
+        self._args_mapper = fn
+
+    def log(self, msg: str) -> None:
+        """Log an external message: ``[exter] msg``."""
+        self._log(1, "[exter] " + msg.replace("\n", " "))
+
+    def _log(self, level: int, msg: str) -> None:
+        if level <= self._log_level and not self._disposed:
+            self._logger(LogLevel(level), self._log_prefix + msg)
+
+    def _log_ops(self, msg: str) -> None:
+        self._log(_OPS, msg)
+
+    def _fmt_args(self, args: Mapping[str, Any]) -> str:
+        if not args or self._args_mapper is None:
+            return ""
+        return format_args(self._args_mapper(args))
+
+    def _log_state(
+        self, tx: Transition, exits: list[str], enters: list[str], target: list[str]
+    ) -> None:
+        parts = [f"+{s}" for s in enters] + [f"-{s}" for s in exits]
+        line = f"[{'auto_' if tx.is_auto else 'state'}] {' '.join(parts)}"
+        if self._log_level >= _EVERYTHING:
+            entered = set(enters)
+            same = [s for s in target if s not in entered]
+            if same:
+                line += "    " + " ".join(same)
+        self._log(_CHANGES, line + self._fmt_args(tx.mutation.args))
+
+    # ------------------------------------------------------------------ tracers and breakpoints
+
+    def bind_tracer(self, tracer: Tracer) -> None:
+        self._tracers.append(tracer)
+        self._log(_OPS, f"[tracers] bind {type(tracer).__name__}")
+
+    def detach_tracer(self, tracer: Tracer) -> None:
+        try:
+            self._tracers.remove(tracer)
+        except ValueError:
+            raise KeyError(f"tracer not bound: {tracer!r}") from None
+
+    def tracers(self) -> list[Tracer]:
+        return list(self._tracers)
+
+    def _trace(self, hook: str, *args: Any) -> None:
+        for tracer in list(self._tracers):
+            self._call_tracer(tracer, hook, *args)
+
+    def _call_tracer(self, tracer: Tracer, hook: str, *args: Any) -> None:
+        try:
+            getattr(tracer, hook)(*args)
+        except Exception as err:
+            if self._log_level >= _CHANGES:
+                self._logger(
+                    LogLevel.CHANGES,
+                    f"{self._log_prefix}[tracer] {type(tracer).__name__}.{hook} raised {err!r}",
+                )
+
+    def add_breakpoint(
+        self, added: Sequence[str], removed: Sequence[str] = (), strict: bool = False
+    ) -> None:
+        """Call the tracers' ``breakpoint`` hook when a transition activates all of ``added`` and
+        deactivates all of ``removed`` (``strict``: exactly those)."""
+        self._called(list(added) + list(removed))
+        self._breakpoints.append(_Breakpoint(added, removed, strict))
+
+    def _check_breakpoints(self, tx: Transition, exits: list[str], enters: list[str]) -> None:
+        activated, deactivated = set(enters), set(exits)
+        for bp in self._breakpoints:
+            if bp.strict:
+                hit = activated == bp.added and deactivated == bp.removed
+            else:
+                hit = bp.added <= activated and bp.removed <= deactivated
+            if hit:
+                self._log(_CHANGES, "[breakpoint] Machine.breakpoint")
+                self._trace("breakpoint", self, tx)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_dispose(self, fn: Callable[[str], None]) -> None:
+        """Call ``fn(machine_id)`` once the machine is disposed."""
+        self._on_dispose.append(fn)
+
+    def dispose(self) -> None:
+        """Stop the machine: remove ``Start`` first (if defined), then cancel everything (§9.3).
+
+        From inside a handler, the current queue run finishes the disposal.
+        """
+        if self._disposing:
+            return
+        if "Start" in self._schema and "Start" in self._active_set:
+            if self._processing:
+                self._queue.appendleft(Mutation(REMOVE, ["Start"], {}, internal=True))
+            else:
+                self.remove1("Start")
+        self._disposing = True
+        if not self._processing:
+            self._finish_dispose()
+
+    def _finish_dispose(self) -> None:
+        self._queue.clear()
+        self._pending_ticks = 0
+        self._disposed = True
+        self._trace("machine_dispose", self._id)
+        self._bindings.clear()
+        self._subs.dispose()
+        ctxs, self._state_ctxs = self._state_ctxs, {}
+        for ctx in ctxs.values():
+            ctx.cancel()
+        self._active = []
+        self._active_set = set()
+        for fn in self._on_dispose:
+            fn(self._id)
+        self._ctx.cancel()
+        if self._disposed_waiter is not None:
+            self._disposed_waiter._resolve()
+
+    def export(self) -> dict[str, Any]:
+        """The clock as plain data, for ``import_data()`` (§16)."""
+        return {
+            "id": self._id,
+            "state_names": list(self._names),
+            "time": list(self.time()),
+            "queue_tick": self._queue_tick,
+            "machine_tick": self._machine_tick,
+        }
+
+    def import_data(self, data: Mapping[str, Any]) -> None:
+        """Restore a clock from ``export()``; the state names must match (§16)."""
+        names = list(data["state_names"])
+        ticks = list(data["time"])
+        if set(names) != set(self._names) or len(names) != len(self._names):
+            raise ValueError(
+                f"import: state names differ: {' '.join(names)} vs {' '.join(self._names)}"
+            )
+        if len(ticks) != len(names) or not all(isinstance(t, int) and t >= 0 for t in ticks):
+            raise ValueError("import: time must be one non-negative int per state")
+        if self._processing:
+            raise RuntimeError("import: cannot import during a transition")
+        self._set_schema(self._schema, names)
+        self._verified = True
+        for name, tick in zip(names, ticks, strict=True):
+            self._clock[name] = tick
+        active = [n for n in names if ticks[self._index[n]] % 2 == 1]
+        self._active = active
+        self._active_set = set(active)
+        self._machine_tick = int(data.get("machine_tick", 0)) + 1
+        self._log(
+            _CHANGES,
+            f"[import] imported {self._machine_tick} times, now at {sum(ticks)} ticks",
+        )
+        if "MachineRestored" in self._schema:
+            self.add1("MachineRestored")
+
+
+class _Raised:
+    """Marks a handler call that raised (its return value is meaningless)."""
+
+
+_RAISED = _Raised()
+
+
+def _is_cancellation(err: BaseException) -> bool:
+    """``asyncio.CancelledError`` without importing asyncio into the core."""
+    return any(
+        cls.__name__ == "CancelledError" and cls.__module__.startswith(("asyncio", "concurrent"))
+        for cls in type(err).__mro__
+    )

@@ -1,0 +1,174 @@
+"""The records a transition is made of: mutations, transitions, handler events, error args."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from ._time import Time
+
+if TYPE_CHECKING:
+    from ._machine import Machine
+
+ERR_ARGS_KEY = "_am__Exception"
+"""The args key under which an ``Exception`` transition carries its ``ErrArgs``."""
+
+
+class MutationType(Enum):
+    ADD = "add"
+    REMOVE = "remove"
+    SET = "set"
+    EVAL = "eval"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(slots=True, eq=False)
+class Mutation:
+    """A request to change states, as queued."""
+
+    type: MutationType
+    called: list[str]
+    args: dict[str, Any]
+    is_auto: bool = False
+    is_check: bool = False
+    queue_tick: int = 0
+    """The queue tick it runs at; 0 for prepended mutations (auto, checks, errors)."""
+    source: str = ""
+    """Where an eval came from (evals only)."""
+    eval_fn: Callable[[], Any] | None = field(default=None, repr=False)
+    internal: bool = field(default=False, repr=False)
+    result: int = field(default=0, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PanicInfo:
+    """What a raising handler interrupted."""
+
+    handler: str
+    called_states: tuple[str, ...]
+    states_before: tuple[str, ...]
+    transition: Transition
+
+
+@dataclass(frozen=True, slots=True)
+class ErrArgs:
+    """The error carried by an ``Exception`` transition (``args[ERR_ARGS_KEY]``)."""
+
+    err: BaseException
+    trace: str = ""
+    panic: PanicInfo | None = None
+
+
+class Transition:
+    """One dequeued mutation on its way through relations, handlers and the clock.
+
+    ``time_before``/``time_after`` are snapshots when handlers or tracers could see the
+    transition; otherwise they are read from the machine when first asked for, so a machine with
+    no observers pays nothing per state for them.
+    """
+
+    __slots__ = (
+        "_id",
+        "_machine",
+        "_time_after",
+        "_time_before",
+        "called_states",
+        "enters",
+        "exits",
+        "is_accepted",
+        "is_completed",
+        "mutation",
+        "states_before",
+        "target_states",
+    )
+
+    def __init__(self, machine: Machine, mutation: Mutation, states_before: list[str]) -> None:
+        self._id = ""
+        self._machine = machine
+        self.mutation = mutation
+        self.called_states: list[str] = mutation.called
+        self.states_before: list[str] = states_before
+        self.target_states: list[str] = []
+        self.enters: list[str] = []
+        self.exits: list[str] = []
+        self.is_accepted = False
+        self.is_completed = False
+        self._time_before: Time | None = None
+        self._time_after: Time | None = None
+
+    @property
+    def id(self) -> str:
+        if not self._id:
+            self._id = f"{random.getrandbits(64):016x}"
+        return self._id
+
+    @property
+    def machine(self) -> Machine:
+        return self._machine
+
+    @property
+    def is_auto(self) -> bool:
+        return self.mutation.is_auto
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.mutation.args
+
+    @property
+    def type(self) -> MutationType:
+        return self.mutation.type
+
+    @property
+    def time_before(self) -> Time:
+        if self._time_before is None:
+            return self._machine.time()
+        return self._time_before
+
+    @property
+    def time_after(self) -> Time:
+        if self._time_after is None:
+            return self._machine.time()
+        return self._time_after
+
+    def __str__(self) -> str:
+        return f"tx#{self.id}\n[{self.mutation.type}] {' '.join(self.called_states)}"
+
+    def __repr__(self) -> str:
+        return f"<Transition {self.mutation.type} {' '.join(self.called_states)}>"
+
+
+class Event:
+    """What a handler receives: its name, the machine, the transition and the shared args."""
+
+    __slots__ = ("machine", "name", "transition")
+
+    def __init__(self, machine: Machine, name: str, transition: Transition) -> None:
+        self.machine = machine
+        self.name = name
+        self.transition = transition
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The mutation's args: one dict shared by every handler of the transition."""
+        return self.transition.mutation.args
+
+    @property
+    def mutation(self) -> Mutation:
+        return self.transition.mutation
+
+    @property
+    def machine_id(self) -> str:
+        return self.machine.id
+
+    def is_valid(self) -> bool:
+        """True while this event's transition runs and has not been canceled."""
+        tx = self.transition
+        return self.machine.transition is tx and not tx.is_completed and tx.is_accepted
+
+    def __repr__(self) -> str:
+        return f"<Event {self.name}>"
