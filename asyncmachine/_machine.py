@@ -72,6 +72,18 @@ class _StateNames:
     self_: str
 
 
+class _Entry:
+    """One handler of one binding, as dispatched."""
+
+    __slots__ = ("binding", "fn", "is_async", "num")
+
+    def __init__(self, num: int, binding: Binding, fn: Callable[..., Any], is_async: bool) -> None:
+        self.num = num
+        self.binding = binding
+        self.fn = fn
+        self.is_async = is_async
+
+
 class _Breakpoint:
     __slots__ = ("added", "removed", "strict")
 
@@ -128,6 +140,9 @@ class Machine:
         self._in_eval = False
         self._transition: Transition | None = None
         self._bindings: list[Binding] = []
+        self._dispatch: dict[str, list[_Entry]] = {}
+        """Event name -> handlers in bind order; rebuilt on (un)binding, read per transition."""
+        self._has_pairs = False
         self._ever_bound = False
         self._tracers: list[Tracer] = list(tracers)
         self._breakpoints: list[_Breakpoint] = []
@@ -424,34 +439,32 @@ class Machine:
         level = self._log_level
         log = self._log_ops if level >= _OPS else None
         resolver = self._resolver
-        if level >= _OPS:
+        if log is not None:
             if mut.is_auto:
                 self._log(_DECISIONS, f"[add:auto] {' '.join(called)}")
             else:
-                self._log(_OPS, f"[{mtype}] {' '.join(called)}{self._fmt_args(mut.args)}")
+                log(f"[{mtype}] {' '.join(called)}{self._fmt_args(mut.args)}")
 
         if mtype is ADD:
             to_set = called + before if before else called
         elif mtype is REMOVE:
-            removing = set(called)
-            to_set = [s for s in before if s not in removing]
+            to_set = [s for s in before if s not in called]
         else:
             to_set = called
         target = resolver.target_states(called, to_set, active, mtype is REMOVE, log, mut.is_auto)
         target_set = set(target)
 
         accepted = True
-        if mtype is not REMOVE:
+        if mtype is not REMOVE and not target_set.issuperset(called):
             rejected = [s for s in called if s not in target_set]
-            if rejected:
-                if mut.is_auto:
-                    accepted = len(rejected) < len(called)
-                    if accepted:
-                        target, target_set = self._auto_reresolve(mut, target_set)
-                else:
-                    accepted = mut.is_check and bool(self._multi.intersection(called))
-                if not accepted and log is not None:
-                    log(f"[cancel:reject] {' '.join(rejected)}")
+            if mut.is_auto:
+                accepted = len(rejected) < len(called)
+                if accepted:
+                    target, target_set = self._auto_reresolve(mut, target_set)
+            else:
+                accepted = mut.is_check and not self._multi.isdisjoint(called)
+            if not accepted and log is not None:
+                log(f"[cancel:reject] {' '.join(rejected)}")
         tx.target_states = target
         tx.is_accepted = accepted
 
@@ -460,15 +473,12 @@ class Machine:
         if accepted:
             exits, enters = self._exits_enters(before, active, target, target_set, called)
             tx.exits, tx.enters = exits, enters
-        observed = bool(self._bindings) or bool(tracers)
-        if observed:
-            tx._time_before = self.time()
         if tracers:
             self._trace("transition_init", tx)
             self._trace("transition_start", tx)
 
-        if accepted and (self._bindings or level >= _EVERYTHING):
-            outcome = self._negotiate(tx, before, active, target, target_set, exits, enters)
+        if accepted and (self._dispatch or level >= _EVERYTHING):
+            outcome = self._negotiate(tx, before, active, target, exits, enters)
             if outcome is None:
                 accepted = False
             elif outcome is not target:
@@ -481,67 +491,58 @@ class Machine:
             if not accepted:
                 tx.is_accepted = False
 
-        if mut.is_check:
+        if mut.is_check or not accepted:
             mut.result = Executed if accepted else Canceled
-            self._end_transition(tx)
-            return
-        if not accepted:
-            mut.result = Canceled
-            if observed:
-                tx._time_after = tx._time_before
             self._end_transition(tx)
             return
 
         # apply (§4.8)
         clock = self._clock
+        ticks_before = {}
         for s in exits:
+            ticks_before[s] = clock[s]
             clock[s] += 1
         for s in enters:
+            ticks_before[s] = clock[s]
             clock[s] += 2 if s in active else 1
+        tx._ticks_before = ticks_before
         self._active = target
         self._active_set = target_set
-        changed = bool(exits or enters)
+        changed = bool(ticks_before)
         if level >= _CHANGES and (changed or level >= _EVERYTHING):
             self._log_state(tx, exits, enters, target)
         if self._state_ctxs and changed:
-            for s in exits:
-                self._cancel_state_ctx(s)
-            for s in enters:
+            for s in ticks_before:
                 self._cancel_state_ctx(s)
         if tracers:
             self._trace("transition_finals", tx)
 
         ok = True
-        if self._bindings or level >= _EVERYTHING or self._subs.args:
+        if self._dispatch or level >= _EVERYTHING or self._subs.args:
             ok = self._finals(tx, exits, enters)
-        if observed:
-            tx._time_after = self.time()
-
-        if ok:
-            if mtype is REMOVE:
-                now = self._active_set
-                mut.result = Canceled if any(s in now for s in called) else Executed
-            else:
-                mut.result = Executed
-        else:
+        if not ok:
             mut.result = Canceled
             tx.is_accepted = False
+        elif mtype is REMOVE and not self._active_set.isdisjoint(called):
+            mut.result = Canceled
+        else:
+            mut.result = Executed
         if self._breakpoints and changed:
             self._check_breakpoints(tx, exits, enters)
         if (
             ok
             and changed
+            and resolver.auto_states
             and not mut.is_auto
             and not self._disposing
-            and resolver.auto_states
             and not (mtype is ADD and len(called) == 1 and called[0] in _HEALTH)
         ):
             self._schedule_auto()
         self._end_transition(tx)
         if changed and self._subs.count:
             now_active = self._active_set
-            activated = [s for s in enters if s in now_active]
-            self._subs.process(activated, exits, exits + enters, now_active, clock)
+            activated = [s for s in enters if s in now_active] if not ok else enters
+            self._subs.process(activated, exits, list(ticks_before), now_active, clock)
 
     def _exits_enters(
         self,
@@ -555,7 +556,10 @@ class Machine:
         if len(exits) > 1:
             exits = self._resolver.sort(exits)
         multi = self._multi
-        enters = [s for s in target if s not in active or (s in multi and s in called)]
+        if multi:
+            enters = [s for s in target if s not in active or (s in multi and s in called)]
+        else:
+            enters = [s for s in target if s not in active]
         return exits, enters
 
     def _auto_reresolve(
@@ -584,7 +588,7 @@ class Machine:
             if s in active:
                 continue
             blockers = removed_by.get(s)
-            if blockers and any(b in active for b in blockers):
+            if blockers and not active.isdisjoint(blockers):
                 continue
             auto.append(s)
         if auto:
@@ -599,109 +603,114 @@ class Machine:
         before: list[str],
         active: builtins.set[str],
         target: list[str],
-        target_set: builtins.set[str],
         exits: list[str],
         enters: list[str],
     ) -> list[str] | None:
         """Run the cancellable handlers (§4.6).
 
-        Returns ``None`` when canceled, ``target`` unchanged when accepted, or a new list without
+        Returns ``None`` when canceled, ``target`` itself when accepted, or a new list without
         the auto states whose handlers refused (partial acceptance of an auto transition).
         """
         names = self._handler_names
-        schema = self._schema
-        is_auto = tx.mutation.is_auto
+        dispatch = self._dispatch
+        handle = self._handle
+        # In an auto transition, a refusal tied to an auto state only drops that state.
+        autos = self._schema if tx.mutation.is_auto else None
         dropped: builtins.set[str] = set()
 
-        def refuse(state: str | None) -> bool:
-            """Drop an auto state from an auto transition; False means cancel everything."""
-            if is_auto and state is not None and schema[state].auto:
-                dropped.add(state)
-                return True
-            return False
-
         for s in exits:
-            if not self._handle(tx, names[s].exit):
+            name = names[s].exit
+            if name in dispatch and not handle(tx, name):
                 return None
         for s in enters:
-            if s not in dropped and not self._handle(tx, names[s].enter) and not refuse(s):
-                return None
-        bindings = self._bindings
-        if any(b.has_pairs for b in bindings):
+            name = names[s].enter
+            if name in dispatch and s not in dropped and not handle(tx, name):
+                if autos is None or not autos[s].auto:
+                    return None
+                dropped.add(s)
+        if self._has_pairs:
             if tx.mutation.type is not REMOVE:
                 for s in target:
+                    name = names[s].self_
                     if (
                         s in active
+                        and name in dispatch
                         and s not in dropped
-                        and not self._handle(tx, names[s].self_, self_handler=True)
-                        and not refuse(s)
+                        and not handle(tx, name, self_handler=True)
                     ):
-                        return None
+                        if autos is None or not autos[s].auto:
+                            return None
+                        dropped.add(s)
             for b in before:
                 for a in target:
-                    if (
-                        a != b
-                        and a not in dropped
-                        and not self._handle(tx, b + a)
-                        and not refuse(a)
-                    ):
-                        return None
-        if not self._handle(tx, "AnyEnter"):
+                    name = b + a
+                    if a != b and name in dispatch and a not in dropped and not handle(tx, name):
+                        if autos is None or not autos[a].auto:
+                            return None
+                        dropped.add(a)
+        if "AnyEnter" in dispatch and not handle(tx, "AnyEnter"):
             return None
+        if self._log_level >= _EVERYTHING:
+            self._log_unhandled(tx, exits, enters)
         if dropped:
             return [s for s in target if s not in dropped]
         return target
 
+    def _log_unhandled(self, tx: Transition, exits: list[str], enters: list[str]) -> None:
+        """At EVERYTHING, list the negotiation events dispatched with no handler."""
+        names = self._handler_names
+        events = [names[s].exit for s in exits] + [names[s].enter for s in enters] + ["AnyEnter"]
+        for name in events:
+            if name not in self._dispatch:
+                self._log(_EVERYTHING, f"[handle] {name}")
+
     def _handle(self, tx: Transition, name: str, self_handler: bool = False) -> bool:
         """Call a negotiation handler on every binding; False once one refuses or raises."""
-        event: Event | None = None
-        for num, binding in enumerate(self._bindings):
-            fn = binding.handlers.get(name)
-            if self._log_level >= _EVERYTHING:
-                self._log(_EVERYTHING, f"[handle:{binding.id}] {name}")
-            if fn is None:
-                continue
-            if event is None:
-                event = Event(self, name, tx)
-            ret = self._call_handler(tx, binding, num, name, fn, event, final=False)
-            if ret is _RAISED:
-                return False
+        event = Event(self, name, tx)
+        slow = self._tracers or self._log_level >= _OPS or self._handler_timeout is not None
+        for entry in self._dispatch[name]:
+            if slow:
+                ret = self._call_handler(tx, entry, event, final=False)
+            else:
+                try:
+                    ret = entry.fn(event)
+                except Exception as err:
+                    self._handler_raised(tx, name, err)
+                    return False
             if ret is False:
                 if self._log_level >= _OPS:
                     kind = "cancel:self" if self_handler else "cancel"
                     self._log(_OPS, f"[{kind}] ({' '.join(tx.target_states)}) by {name}")
                 return False
+            if ret is _RAISED:
+                return False
         return True
 
-    def _call_handler(
-        self,
-        tx: Transition,
-        binding: Binding,
-        num: int,
-        name: str,
-        fn: Callable[..., Any],
-        event: Event,
-        final: bool,
-    ) -> Any:
+    def _call_handler(self, tx: Transition, entry: _Entry, event: Event, final: bool) -> Any:
+        """Call one handler with tracing, logging, timing and async support."""
+        name = event.name
+        binding_id = entry.binding.id
         if self._tracers:
-            self._trace("handler_start", tx, binding.id, name)
+            self._trace("handler_start", tx, binding_id, name)
         if self._log_level >= _OPS:
-            self._log(_OPS, f"[handler:{num}] {name}")
+            self._log(_OPS, f"[handler:{entry.num}] {name}")
         timeout = self._handler_timeout
         started = _time.monotonic() if timeout is not None else 0.0
         try:
-            ret = fn(event)
+            ret = entry.fn(event)
             if timeout is not None and _time.monotonic() - started > timeout:
-                raise HandlerTimeoutError(f"handler timeout: {name} from {binding.id}")
-            if final and name in binding.is_async:
+                if entry.is_async:
+                    ret.close()
+                raise HandlerTimeoutError(f"handler timeout: {name} from {binding_id}")
+            if entry.is_async:
                 self._fork_handler(name, ret)
         except Exception as err:
             if self._tracers:
-                self._trace("handler_end", tx, binding.id, name)
-            self._handler_raised(tx, name, err, final)
+                self._trace("handler_end", tx, binding_id, name)
+            self._handler_raised(tx, name, err)
             return _RAISED
         if self._tracers:
-            self._trace("handler_end", tx, binding.id, name)
+            self._trace("handler_end", tx, binding_id, name)
         return ret
 
     def _fork_handler(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
@@ -713,8 +722,8 @@ class Machine:
         except RuntimeError:
             raise HandlerError(f"async handler {name} needs a running event loop") from None
 
-    def _handler_raised(self, tx: Transition, name: str, err: Exception, final: bool) -> None:
-        """A handler raised: cancel (or roll back, by the caller) and queue ``Exception``."""
+    def _handler_raised(self, tx: Transition, name: str, err: Exception) -> None:
+        """A handler raised: log, and queue ``Exception`` (the caller cancels or rolls back)."""
         why = "timeout" if isinstance(err, HandlerTimeoutError) else "recover"
         self._log(_OPS, f"[cancel] ({' '.join(tx.target_states)}) by {why}")
         if not self._panic_to_exception:
@@ -733,38 +742,39 @@ class Machine:
     def _finals(self, tx: Transition, exits: list[str], enters: list[str]) -> bool:
         """Run ``End``/``State`` handlers, then ``AnyState`` (§4.9); False after a rollback."""
         names = self._handler_names
+        dispatch = self._dispatch
         for s in exits:
-            if not self._handle_final(tx, names[s].end):
+            name = names[s].end
+            if name in dispatch and not self._handle_final(tx, name):
                 return False  # an End handler raised: nothing to roll back (§5.4)
         args_subs = self._subs.args
         for i, s in enumerate(enters):
             if args_subs and s in args_subs:
                 self._subs.match_args(s, tx.mutation.args)
-            if not self._handle_final(tx, names[s].state):
+            name = names[s].state
+            if name in dispatch and not self._handle_final(tx, name):
                 self._rollback(enters[i:])
                 return False
-        if self._bindings:
+        if "AnyState" in dispatch:
             self._handle_final(tx, "AnyState")
         return True
 
     def _handle_final(self, tx: Transition, name: str) -> bool:
-        event: Event | None = None
-        for num, binding in enumerate(self._bindings):
-            fn = binding.handlers.get(name)
-            if self._log_level >= _EVERYTHING:
-                self._log(_EVERYTHING, f"[handle:{binding.id}] {name}")
-            if fn is None:
-                continue
-            if event is None:
-                event = Event(self, name, tx)
-            if self._call_handler(tx, binding, num, name, fn, event, final=True) is _RAISED:
-                # every binding still gets the event; the phase stops afterwards
-                for later, other in enumerate(self._bindings[num + 1 :], num + 1):
-                    other_fn = other.handlers.get(name)
-                    if other_fn is not None:
-                        self._call_handler(tx, other, later, name, other_fn, event, final=True)
-                return False
-        return True
+        """Call a final handler on every binding (all of them, even after one raised)."""
+        event = Event(self, name, tx)
+        slow = self._tracers or self._log_level >= _OPS or self._handler_timeout is not None
+        ok = True
+        for entry in self._dispatch[name]:
+            if slow or entry.is_async:
+                if self._call_handler(tx, entry, event, final=True) is _RAISED:
+                    ok = False
+            else:
+                try:
+                    entry.fn(event)
+                except Exception as err:
+                    self._handler_raised(tx, name, err)
+                    ok = False
+        return ok
 
     def _rollback(self, states: list[str]) -> None:
         """Deactivate the entered states from the one whose handler raised onwards (§5.4)."""
@@ -793,6 +803,7 @@ class Machine:
         binding = Binding(obj, self._schema, id, state_prefix)
         first = not self._ever_bound
         self._bindings.append(binding)
+        self._rebuild_dispatch()
         self._ever_bound = True
         self._log(_OPS, f"[handlers] bind {len(self._bindings) - 1}:{binding.id}")
         if first and EXCEPTION in self._active_set and self._err is not None:
@@ -803,9 +814,19 @@ class Machine:
         for i, binding in enumerate(self._bindings):
             if binding.id == binding_id:
                 del self._bindings[i]
+                self._rebuild_dispatch()
                 self._log(_OPS, f"[handlers] detach {binding_id}")
                 return
         raise KeyError(f"handlers not bound: {binding_id}")
+
+    def _rebuild_dispatch(self) -> None:
+        dispatch: dict[str, list[_Entry]] = {}
+        for num, binding in enumerate(self._bindings):
+            for name, fn in binding.handlers.items():
+                entry = _Entry(num, binding, fn, name in binding.is_async)
+                dispatch.setdefault(name, []).append(entry)
+        self._dispatch = dispatch
+        self._has_pairs = any(b.has_pairs for b in self._bindings)
 
     def handlers(self) -> list[str]:
         return [b.id for b in self._bindings]
@@ -1320,6 +1341,7 @@ class Machine:
         self._disposed = True
         self._trace("machine_dispose", self._id)
         self._bindings.clear()
+        self._rebuild_dispatch()
         self._subs.dispose()
         ctxs, self._state_ctxs = self._state_ctxs, {}
         for ctx in ctxs.values():

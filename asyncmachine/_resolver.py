@@ -17,8 +17,10 @@ class Resolver:
     """Resolves target states for one parsed schema and state-name order."""
 
     __slots__ = (
+        "_adders",
         "_after",
         "_cycle",
+        "_requirers",
         "_topo",
         "auto_states",
         "removed_by",
@@ -36,6 +38,8 @@ class Resolver:
         self.removed_by = removed_by
         """For each state, the states whose ``remove`` lists it."""
         self._after = {n for n in names if schema[n].after}
+        self._adders = {n for n in names if schema[n].add}
+        self._requirers = {n for n in names if schema[n].require}
         self._topo, self._cycle = _require_order(schema, names)
 
     @property
@@ -55,8 +59,13 @@ class Resolver:
         """Resolve ``to_set`` (the §4.1 states to set) into the sorted target states."""
         schema = self.schema
         excluded = set(called) if is_remove else None
-        s = self._parse_add(list(dict.fromkeys(to_set)), active, excluded, None)
-        s = self._parse_require(s, log, is_auto)
+        s = list(dict.fromkeys(to_set)) if len(to_set) > 1 else list(to_set)
+        if not self._adders.isdisjoint(s):
+            s = self._parse_add(s, active, excluded, None)
+        if not self._requirers.isdisjoint(s):
+            s = self._parse_require(s, log, is_auto)
+        if self.removed_by.keys().isdisjoint(s):
+            return self.sort(s)
         blocked: set[str] = set()
         r: list[str] = []
         s_set = set(s)
@@ -71,9 +80,15 @@ class Resolver:
                         log(f"[rel:remove] {x} by {' '.join(by)}")
                     continue
             r.append(x)
+        if not blocked:
+            # Nothing was blocked: a second round of Add and Require cannot change the set.
+            return self.sort(s)
         to_remove = {x for name in r for x in schema[name].remove}
-        r = self._parse_add(r, active, excluded, to_remove)
-        t = self._parse_require(r[::-1], log, is_auto)
+        if not self._adders.isdisjoint(r):
+            r = self._parse_add(r, active, excluded, to_remove)
+        t = r[::-1]
+        if not self._requirers.isdisjoint(t):
+            t = self._parse_require(t, log, is_auto)
         return self.sort(t)
 
     def _parse_add(
@@ -134,7 +149,7 @@ class Resolver:
         if len(states) < 2:
             return states
         topo = self._topo
-        if topo:
+        if topo and not topo.keys().isdisjoint(states):
             states = sorted(states, key=lambda s: topo.get(s, -1))
         after = self._after
         if not after or not any(s in after for s in states):

@@ -67,16 +67,15 @@ class ErrArgs:
 class Transition:
     """One dequeued mutation on its way through relations, handlers and the clock.
 
-    ``time_before``/``time_after`` are snapshots when handlers or tracers could see the
-    transition; otherwise they are read from the machine when first asked for, so a machine with
-    no observers pays nothing per state for them.
+    ``time_before``/``time_after`` are rebuilt on demand from the machine's clock and the ticks
+    this transition changed, so a transition costs nothing per state of the schema. They are exact
+    while the transition runs and until the machine's next transition.
     """
 
     __slots__ = (
         "_id",
         "_machine",
-        "_time_after",
-        "_time_before",
+        "_ticks_before",
         "called_states",
         "enters",
         "exits",
@@ -98,8 +97,8 @@ class Transition:
         self.exits: list[str] = []
         self.is_accepted = False
         self.is_completed = False
-        self._time_before: Time | None = None
-        self._time_after: Time | None = None
+        self._ticks_before: dict[str, int] | None = None
+        """Ticks of the changed states before the apply step; None until applied."""
 
     @property
     def id(self) -> str:
@@ -125,15 +124,23 @@ class Transition:
 
     @property
     def time_before(self) -> Time:
-        if self._time_before is None:
-            return self._machine.time()
-        return self._time_before
+        mach = self._machine
+        if self._ticks_before is None:
+            return mach.time()
+        before = self._ticks_before
+        return Time(before.get(s, t) for s, t in zip(mach.state_names(), mach.time(), strict=True))
 
     @property
     def time_after(self) -> Time:
-        if self._time_after is None:
-            return self._machine.time()
-        return self._time_after
+        """The clock after this transition; a prediction until it is applied."""
+        mach = self._machine
+        if self._ticks_before is not None or not self.is_accepted:
+            return mach.time()
+        bump = dict.fromkeys(self.exits, 1)
+        for s in self.enters:
+            bump[s] = 2 if s in self.states_before else 1
+        now = zip(mach.state_names(), mach.time(), strict=True)
+        return Time(t + bump.get(s, 0) for s, t in now)
 
     def __str__(self) -> str:
         return f"tx#{self.id}\n[{self.mutation.type}] {' '.join(self.called_states)}"
