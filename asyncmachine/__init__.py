@@ -36,7 +36,14 @@ from ._schema import (
     states_shared,
 )
 from ._states_base import StatesBase
-from ._time import Time, is_active_tick
+from ._time import (
+    Time,
+    is_active_tick,
+    next_active,
+    next_active_in,
+    next_inactive,
+    next_inactive_in,
+)
 from ._tracer import Tracer
 from ._transition import (
     ERR_ARGS_KEY,
@@ -85,6 +92,10 @@ __all__ = [
     "is_active_tick",
     "is_queued",
     "new_log_args_mapper",
+    "next_active",
+    "next_active_in",
+    "next_inactive",
+    "next_inactive_in",
     "s_add",
     "s_remove",
     "schema_from_dict",

@@ -36,6 +36,7 @@ from ._transition import (
     ErrArgs,
     Event,
     Mutation,
+    MutationSource,
     MutationType,
     PanicInfo,
     Transition,
@@ -122,6 +123,8 @@ class Machine:
         self._logger: Logger = logger or stdlib_logger
         self._log_prefix = f"[{self._id[:5]}] " if log_id else ""
         self._args_mapper: ArgsMapper | None = None
+        self._disposing = False
+        self._disposed = False
         self._handler_timeout = handler_timeout
         self._queue_limit = queue_limit
         self._panic_to_exception = panic_to_exception
@@ -149,13 +152,12 @@ class Machine:
         self._err: BaseException | None = None
         self._reraise: Exception | None = None
         self._on_error: list[Callable[[Machine, BaseException], None]] = []
+        self._on_change: list[Callable[[Machine, Time, Time], None]] = []
         self._on_dispose: list[Callable[[str], None]] = []
         self._ctx = Ctx()
         self._state_ctxs: dict[str, Ctx] = {}
         self._subs = Subscriptions()
         self._disposed_waiter: Waiter | None = None
-        self._disposing = False
-        self._disposed = False
 
         for tracer in self._tracers:
             self._call_tracer(tracer, "machine_init", self)
@@ -175,6 +177,9 @@ class Machine:
         }
         for name in names:
             self._clock.setdefault(name, 0)
+        cycle = self._resolver.require_cycle
+        if cycle is not None:
+            self._log(_CHANGES, f"[resolver] relation error: state {cycle} has a Require cycle")
 
     # ------------------------------------------------------------------ properties
 
@@ -260,7 +265,12 @@ class Machine:
         return self.add_err_state(EXCEPTION, err, args)
 
     def add_err_state(
-        self, state: str, err: BaseException | None, args: dict[str, Any] | None = None
+        self,
+        state: str,
+        err: BaseException | None,
+        args: dict[str, Any] | None = None,
+        *,
+        _source: MutationSource | None = None,
     ) -> Result:
         """Activate the error state ``state`` together with ``Exception`` (§8)."""
         called = self._called1(state)
@@ -276,7 +286,7 @@ class Machine:
         merged[ERR_ARGS_KEY] = ErrArgs(err, trace)
         if state != EXCEPTION:
             called = [state, EXCEPTION]
-        return self._enqueue(Mutation(ADD, called, merged))
+        return self._enqueue(Mutation(ADD, called, merged, source=_source))
 
     def can_add(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
         """Would adding ``states`` be accepted? Negotiation handlers run; nothing changes (§3.6)."""
@@ -290,6 +300,42 @@ class Machine:
 
     def can_remove1(self, state: str, args: dict[str, Any] | None = None) -> Result:
         return self._check(REMOVE, self._called1(state), args)
+
+    # mutations caused by a handler event: they record their source (§3.1)
+
+    def ev_add(self, e: Event, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+        return self._mutate(ADD, self._called(states), args, _source(e))
+
+    def ev_add1(self, e: Event, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self._mutate(ADD, self._called1(state), args, _source(e))
+
+    def ev_remove(
+        self, e: Event, states: Sequence[str], args: dict[str, Any] | None = None
+    ) -> Result:
+        return self._mutate(REMOVE, self._called(states), args, _source(e))
+
+    def ev_remove1(self, e: Event, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self._mutate(REMOVE, self._called1(state), args, _source(e))
+
+    def ev_toggle(
+        self, e: Event, states: Sequence[str], args: dict[str, Any] | None = None
+    ) -> Result:
+        called = self._called(states)
+        mtype = REMOVE if self._active_set.issuperset(called) else ADD
+        return self._mutate(mtype, called, args, _source(e))
+
+    def ev_toggle1(self, e: Event, state: str, args: dict[str, Any] | None = None) -> Result:
+        return self.ev_toggle(e, [state], args)
+
+    def ev_add_err(
+        self, e: Event, err: BaseException | None, args: dict[str, Any] | None = None
+    ) -> Result:
+        return self.ev_add_err_state(e, EXCEPTION, err, args)
+
+    def ev_add_err_state(
+        self, e: Event, state: str, err: BaseException | None, args: dict[str, Any] | None = None
+    ) -> Result:
+        return self.add_err_state(state, err, args, _source=_source(e))
 
     def _called(self, states: Sequence[str]) -> list[str]:
         if isinstance(states, str):
@@ -310,7 +356,11 @@ class Machine:
         return [state]
 
     def _mutate(
-        self, mtype: MutationType, called: list[str], args: dict[str, Any] | None
+        self,
+        mtype: MutationType,
+        called: list[str],
+        args: dict[str, Any] | None,
+        source: MutationSource | None = None,
     ) -> Result:
         if self._disposing:
             return Canceled
@@ -338,7 +388,10 @@ class Machine:
             mtype is REMOVE and self._processing and not any(s in self._active_set for s in called)
         ):
             return Executed
-        return self._enqueue(Mutation(mtype, called, args if args is not None else {}))
+        mut = Mutation(mtype, called, args if args is not None else {})
+        if source is not None:
+            mut.source = source
+        return self._enqueue(mut)
 
     def _let_through(self, mtype: MutationType, called: list[str]) -> bool:
         """Past the queue limit, one Exception still gets in (and out)."""
@@ -418,7 +471,7 @@ class Machine:
 
     def _run_eval(self, mut: Mutation) -> None:
         assert mut.eval_fn is not None
-        self._log(_OPS, f"[eval] {mut.source}")
+        self._log(_OPS, f"[eval] {mut.eval_label}")
         self._in_eval = True
         try:
             mut.eval_fn()
@@ -437,13 +490,13 @@ class Machine:
         self._transition = tx
         tracers = self._tracers
         level = self._log_level
-        log = self._log_ops if level >= _OPS else None
+        log = self._log if level >= _OPS else None
         resolver = self._resolver
         if log is not None:
             if mut.is_auto:
                 self._log(_DECISIONS, f"[add:auto] {' '.join(called)}")
             else:
-                log(f"[{mtype}] {' '.join(called)}{self._fmt_args(mut.args)}")
+                log(_OPS, f"[{mtype}] {' '.join(called)}{self._fmt_args(mut.args)}")
 
         if mtype is ADD:
             to_set = called + before if before else called
@@ -464,7 +517,7 @@ class Machine:
             else:
                 accepted = mut.is_check and not self._multi.isdisjoint(called)
             if not accepted and log is not None:
-                log(f"[cancel:reject] {' '.join(rejected)}")
+                log(_OPS, f"[cancel:reject] {' '.join(rejected)}")
         tx.target_states = target
         tx.is_accepted = accepted
 
@@ -542,7 +595,9 @@ class Machine:
         if changed and self._subs.count:
             now_active = self._active_set
             activated = [s for s in enters if s in now_active] if not ok else enters
-            self._subs.process(activated, exits, list(ticks_before), now_active, clock)
+            self._subs.process(
+                activated, exits, list(ticks_before), now_active, clock, self._queue_tick
+            )
 
     def _exits_enters(
         self,
@@ -577,6 +632,10 @@ class Machine:
 
     def _end_transition(self, tx: Transition) -> None:
         tx.is_completed = True
+        if self._on_change and not tx.mutation.is_check:
+            before, after = tx.time_before, tx.time_after
+            for fn in self._on_change:
+                fn(self, before, after)
         if self._tracers:
             self._trace("transition_end", tx)
 
@@ -831,6 +890,11 @@ class Machine:
     def handlers(self) -> list[str]:
         return [b.id for b in self._bindings]
 
+    def on_change(self, fn: Callable[[Machine, Time, Time], None]) -> None:
+        """Call ``fn(mach, time_before, time_after)`` after every transition, canceled or not
+        (checks excluded)."""
+        self._on_change.append(fn)
+
     def on_error(self, fn: Callable[[Machine, BaseException], None]) -> None:
         """Call ``fn(mach, err)`` whenever an error is added, before ``Exception`` activates."""
         self._on_error.append(fn)
@@ -933,6 +997,19 @@ class Machine:
             return False
         return all(self._clock.get(s, -1) == t for s, t in clock.items())
 
+    def was_clock(self, clock: Mapping[str, int]) -> bool:
+        """True when every state in ``clock`` is at that tick or later."""
+        if self._disposed:
+            return False
+        return all(self._clock.get(s, -1) >= t for s, t in clock.items())
+
+    def was_time(self, time: Sequence[int], states: Sequence[str] | None = None) -> bool:
+        """True when every state in ``states`` is at its tick in ``time`` or later."""
+        if self._disposed:
+            return False
+        names = self._names if states is None else states
+        return all(self._clock.get(s, -1) >= t for s, t in zip(names, time, strict=False))
+
     def queue_tick(self) -> int:
         return self._queue_tick
 
@@ -964,6 +1041,35 @@ class Machine:
 
     def will_be_removed1(self, state: str) -> bool:
         return self._queued_with(REMOVE, [state])
+
+    def is_queued(
+        self,
+        mtype: MutationType,
+        states: Sequence[str],
+        *,
+        without_args_only: bool = False,
+        strict: bool = False,
+        min_queue_tick: int = 0,
+        is_check: bool = False,
+    ) -> tuple[bool, int, int]:
+        """Find a queued mutation: ``(found, index, queue_tick)`` (§3.4).
+
+        It matches on type and ``is_check``, contains every given state (``strict``: exactly
+        them), has no args when ``without_args_only``, and runs at ``min_queue_tick`` or later.
+        """
+        for i, m in enumerate(self._queue):
+            if m.type is not mtype or m.is_check != is_check:
+                continue
+            if without_args_only and m.args:
+                continue
+            if strict and len(m.called) != len(states):
+                continue
+            if not all(s in m.called for s in states):
+                continue
+            if min_queue_tick and m.queue_tick < min_queue_tick:
+                continue
+            return True, i, m.queue_tick
+        return False, -1, 0
 
     def _queued_with(self, mtype: MutationType, states: Sequence[str]) -> bool:
         return any(
@@ -1220,7 +1326,7 @@ class Machine:
                 )
             )
             return False
-        self._prepend(Mutation(EVAL, [], {}, source=source, eval_fn=fn))
+        self._prepend(Mutation(EVAL, [], {}, eval_label=source, eval_fn=fn))
         self._process_queue()
         return True
 
@@ -1244,9 +1350,6 @@ class Machine:
     def _log(self, level: int, msg: str) -> None:
         if level <= self._log_level and not self._disposed:
             self._logger(LogLevel(level), self._log_prefix + msg)
-
-    def _log_ops(self, msg: str) -> None:
-        self._log(_OPS, msg)
 
     def _fmt_args(self, args: Mapping[str, Any]) -> str:
         if not args or self._args_mapper is None:
@@ -1397,6 +1500,11 @@ class _Raised:
 
 
 _RAISED = _Raised()
+
+
+def _source(e: Event) -> MutationSource:
+    tx = e.transition
+    return MutationSource(e.machine.id, tx.id, sum(tx.time_before))
 
 
 def _is_cancellation(err: BaseException) -> bool:

@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ._schema import State
 
-LogFn = Callable[[str], None]
+LogFn = Callable[[int, str], None]
+"""``log(level, msg)``: the machine filters by its log level."""
+_OPS, _DECISIONS = 3, 4
 
 
 class Resolver:
@@ -76,8 +78,9 @@ class Resolver:
                 by = [b for b in blockers if b in s_set and b not in blocked]
                 if by:
                     blocked.add(x)
-                    if log is not None and x in active:
-                        log(f"[rel:remove] {x} by {' '.join(by)}")
+                    if log is not None:
+                        level = _OPS if x in active else _DECISIONS
+                        log(level, f"[rel:remove] {x} by {' '.join(by)}")
                     continue
             r.append(x)
         if not blocked:
@@ -137,7 +140,10 @@ class Resolver:
                 if req and not all(r in present for r in req):
                     if log is not None:
                         missing = " ".join(f"-{r}" for r in req if r not in present)
-                        log(f"[reject{':auto' if is_auto else ''}] {name}({missing})")
+                        if is_auto:
+                            log(_DECISIONS, f"[reject:auto] {name}({missing})")
+                        else:
+                            log(_OPS, f"[reject] {name}({missing})")
                     continue
                 kept.append(name)
             if len(kept) == len(states):

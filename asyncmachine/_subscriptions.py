@@ -162,8 +162,10 @@ class Subscriptions:
         ticked: Sequence[str],
         active: set[str],
         clock: dict[str, int],
+        queue_tick: int,
     ) -> None:
-        """Resolve what an applied transition satisfied: when, when_not, when_time, when_query."""
+        """Resolve what an applied transition satisfied, in upstream's order: when, when_not,
+        when_time, when_queue, when_query."""
         if self.when:
             for s in activated:
                 subs = self.when.get(s)
@@ -185,6 +187,8 @@ class Subscriptions:
                     for sub in list(subs):
                         if all(clock[x] >= t for x, t in zip(sub.states, sub.extra, strict=True)):
                             sub.waiter._resolve()
+        if self.queue_heap:
+            self.queue_reached(queue_tick)
         if self.queries:
             snapshot = dict(clock)
             for sub in list(self.queries):

@@ -90,3 +90,13 @@ class Time(list[int]):
         if strict and len(self) != len(other):
             return False
         return all(a == b for a, b in zip(self, other, strict=False))
+
+
+def next_inactive(tick: int) -> int:
+    """The absolute tick of the next deactivation."""
+    return tick + 2 if tick % 2 == 0 else tick + 1
+
+
+def next_inactive_in(tick: int) -> int:
+    """How many ticks until the next deactivation."""
+    return 2 if tick % 2 == 0 else 1

@@ -27,6 +27,16 @@ class MutationType(Enum):
         return self.value
 
 
+@dataclass(frozen=True, slots=True)
+class MutationSource:
+    """Which transition caused a mutation (set by the ``ev_*`` mutation methods)."""
+
+    mach_id: str
+    tx_id: str
+    mach_time: int
+    """The sum of the source transition's ``time_before``."""
+
+
 @dataclass(slots=True, eq=False)
 class Mutation:
     """A request to change states, as queued."""
@@ -38,7 +48,8 @@ class Mutation:
     is_check: bool = False
     queue_tick: int = 0
     """The queue tick it runs at; 0 for prepended mutations (auto, checks, errors)."""
-    source: str = ""
+    source: MutationSource | None = None
+    eval_label: str = ""
     """Where an eval came from (evals only)."""
     eval_fn: Callable[[], Any] | None = field(default=None, repr=False)
     internal: bool = field(default=False, repr=False)

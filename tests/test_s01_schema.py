@@ -1,0 +1,472 @@
+"""machine-semantics.md §1: schema, sanitising, built-in Exception, name order, construction.
+
+Project decisions (docs/decisions.md) override the upstream [Q] quirks: `Exception` exists before
+parsing, so relations to it always work; `verify_states` rejects duplicates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import asyncmachine as am
+
+NO_RELS: dict[str, am.State] = {n: am.State() for n in "ABCD"}
+
+
+class Rec:
+    """A handler object recording the names of its handlers as they are called (exact orders)."""
+
+    def __init__(
+        self,
+        *names: str,
+        do: dict[str, Callable[[am.Event], object]] | None = None,
+    ) -> None:
+        self.calls: list[str] = []
+        fns = do or {}
+        for name in [*names, *(n for n in fns if n not in names)]:
+            setattr(self, name, self._handler(name, fns.get(name)))
+
+    def _handler(self, name: str, fn: Callable[[am.Event], object] | None) -> Callable[..., object]:
+        def handler(e: am.Event) -> object:
+            self.calls.append(name)
+            return None if fn is None else fn(e)
+
+        return handler
+
+
+def logged(
+    schema: dict[str, am.State], level: am.LogLevel = am.LogLevel.OPS, **kw: Any
+) -> tuple[am.Machine, list[str]]:
+    """A machine whose log lines (without the id prefix) are collected in a list."""
+    lines: list[str] = []
+    mach = am.Machine(
+        schema, log_level=level, logger=lambda _lvl, msg: lines.append(msg), log_id=False, **kw
+    )
+    return mach, lines
+
+
+class RecTracer(am.Tracer):
+    """Records the tracer hooks the §1 rules talk about."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def machine_init(self, mach: Any) -> Any:
+        self.calls.append(("machine_init", mach))
+        return None
+
+    def verify_states(self, mach: Any) -> None:
+        self.calls.append(("verify_states", mach))
+
+    def new_submachine(self, parent: Any, child: Any) -> None:
+        self.calls.append(("new_submachine", (parent, child)))
+
+
+# §1.1 State definition ----------------------------------------------------------------------------
+
+
+def test_s1_1_state_defaults_are_empty() -> None:
+    """A State has exactly the documented fields, all off / empty by default."""
+    s = am.State()
+    assert (s.auto, s.multi) == (False, False)
+    assert (s.require, s.add, s.remove, s.after, s.tags) == ((), (), (), (), ())
+    names = {f.name for f in dataclasses.fields(s)}
+    assert names == {"auto", "multi", "require", "add", "remove", "after", "tags"}
+
+
+def test_s1_1_state_is_frozen() -> None:
+    """State is a frozen dataclass, so a schema cannot be changed behind the machine's back."""
+    s = am.State(auto=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.auto = False  # type: ignore[misc]
+
+
+def test_s1_1_tags_have_no_engine_semantics() -> None:
+    """Tags are kept on the parsed schema and change nothing about transitions."""
+    mach = am.Machine({"A": am.State(tags=("key", "k:v")), "B": am.State()})
+    assert mach.schema["A"].tags == ("key", "k:v")
+    assert mach.add1("A") == am.Executed
+    assert mach.string_all() == "(A:1) [B:0 Exception:0]"
+
+
+# §1.2 Sanitising ----------------------------------------------------------------------------------
+
+
+def test_s1_2_parse_struct() -> None:
+    """[T TestParseStruct] A{Remove:[A,B,C],Add:[C],After:[A]} parses to A{Remove:[B],Add:[C]}."""
+    schema = {
+        "A": am.State(remove=("A", "B", "C"), add=("C",), after=("A",)),
+        "B": am.State(),
+        "C": am.State(),
+    }
+    mach = am.Machine(schema)
+    assert mach.schema["A"] == am.State(remove=("B",), add=("C",), after=())
+    # the user's schema is not touched (parsing works on a copy)
+    assert schema["A"].remove == ("A", "B", "C")
+
+
+def test_s1_2_schema_property_is_a_copy() -> None:
+    """`mach.schema` is a copy: changing it does not change the machine."""
+    mach = am.Machine({"A": am.State()})
+    copy = mach.schema
+    copy["B"] = am.State()
+    assert "B" not in mach.schema
+    assert mach.state_names() == ["A", "Exception"]
+
+
+def test_s1_2_self_remove_dropped() -> None:
+    """Rule 1: a state does not remove itself, so it can be activated."""
+    mach = am.Machine({"A": am.State(remove=("A",))})
+    assert mach.schema["A"].remove == ()
+    assert mach.add1("A") == am.Executed
+    assert mach.string_all() == "(A:1) [Exception:0]"
+
+
+def test_s1_2_add_wins_over_remove() -> None:
+    """Rule 2: a state listed in both Add and Remove stays only in Add."""
+    mach = am.Machine({"A": am.State(add=("B",), remove=("B",)), "B": am.State()})
+    assert mach.schema["A"] == am.State(add=("B",))
+    assert mach.add1("A") == am.Executed
+    assert mach.string_all() == "(A:1 B:1) [Exception:0]"
+
+
+def test_s1_2_unknown_add_dropped() -> None:
+    """Rule 2: an unknown name in Add is dropped (the Add still works)."""
+    mach = am.Machine({"A": am.State(add=("Nope", "B")), "B": am.State()})
+    assert mach.schema["A"].add == ("B",)
+    assert mach.add1("A") == am.Executed
+    assert mach.string_all() == "(A:1 B:1) [Exception:0]"
+
+
+def test_s1_2_self_after_dropped() -> None:
+    """Rule 3: a state is dropped from its own After."""
+    mach = am.Machine({"A": am.State(after=("A", "B")), "B": am.State()})
+    assert mach.schema["A"].after == ("B",)
+
+
+def test_s1_2_require_remove_conflict_adds_exception() -> None:
+    """Rule 4 [C]: the constructor does not fail; it adds the schema error, Exception:1."""
+    mach = am.Machine({"A": am.State(require=("B",), remove=("B",)), "B": am.State()})
+    assert mach.is_err()
+    assert mach.tick("Exception") == 1
+    assert mach.string_all() == "(Exception:1) [A:0 B:0]"
+    err = mach.err()
+    assert isinstance(err, am.SchemaError)
+    assert "require-remove conflict for A to B" in str(err)
+
+
+def test_s1_2_unknown_remove_and_after_dropped() -> None:
+    """Rule 5: unknown names disappear from Remove and After."""
+    mach = am.Machine({"A": am.State(remove=("Nope", "B"), after=("Nope",)), "B": am.State()})
+    assert mach.schema["A"] == am.State(remove=("B",))
+
+
+def test_s1_2_unknown_require_kept_state_never_activates() -> None:
+    """Rule 5 [C]: an unknown Require entry is kept, so every Add of the state is Canceled."""
+    mach = am.Machine({"A": am.State(require=("Nope",)), "B": am.State()})
+    assert mach.schema["A"].require == ("Nope",)
+    assert mach.add1("A") == am.Canceled
+    assert mach.add(["A", "B"]) == am.Canceled
+    assert mach.string_all() == "() [A:0 B:0 Exception:0]"
+
+
+def test_s1_2_exception_relations_work_without_explicit_exception() -> None:
+    """Decision §1.2: ErrX{Multi,Add:[Exception],Require:[Exception]}, no Exception key."""
+    mach = am.Machine({"ErrX": am.State(multi=True, add=("Exception",), require=("Exception",))})
+    assert mach.schema["ErrX"].add == ("Exception",)
+    assert mach.schema["ErrX"].require == ("Exception",)
+    assert mach.add1("ErrX") == am.Executed
+    assert mach.string_all() == "(ErrX:1 Exception:1) []"
+
+
+def test_s1_2_exception_relations_with_explicit_exception() -> None:
+    """§1.2 [C]: with an explicit Exception{Multi}: Add1(ErrX) -> Executed, (ErrX:1 Exception:1)."""
+    mach = am.Machine(
+        {
+            "ErrX": am.State(multi=True, add=("Exception",), require=("Exception",)),
+            "Exception": am.State(multi=True),
+        }
+    )
+    assert mach.add1("ErrX") == am.Executed
+    assert mach.string_all() == "(ErrX:1 Exception:1) []"
+
+
+def test_s1_2_remove_relation_to_exception_kept() -> None:
+    """Decision §1.2: Remove:[Exception] is kept without an Exception key, and deactivates it."""
+    mach = am.Machine({"Recover": am.State(remove=("Exception",))})
+    assert mach.schema["Recover"].remove == ("Exception",)
+    assert mach.add_err(ValueError("x")) == am.Executed
+    assert mach.add1("Recover") == am.Executed
+    assert mach.string_all() == "(Recover:1) [Exception:2]"
+
+
+def test_s1_2_after_relation_to_exception_kept() -> None:
+    """Decision §1.2: After:[Exception] is kept without an Exception key and orders handlers."""
+    mach = am.Machine({"B": am.State(after=("Exception",))})
+    assert mach.schema["B"].after == ("Exception",)
+    rec = Rec("BEnter", "ExceptionEnter")
+    mach.bind_handlers(rec)
+    assert mach.set(["B", "Exception"]) == am.Executed
+    assert rec.calls == ["ExceptionEnter", "BEnter"]
+
+
+# §1.3 The built-in Exception ----------------------------------------------------------------------
+
+
+def test_s1_3_exception_added_as_multi() -> None:
+    """No Exception key: the constructor adds Exception{Multi}, so every AddErr re-ticks it."""
+    mach = am.Machine({"A": am.State()})
+    assert mach.schema["Exception"] == am.State(multi=True)
+    assert am.EXCEPTION == "Exception"
+    mach.add_err(ValueError("1"))
+    mach.add_err(ValueError("2"))
+    assert mach.tick("Exception") == 3
+
+
+def test_s1_3_user_exception_used_as_given() -> None:
+    """[C] A user-defined Exception{} is not Multi: a second AddErr does not re-tick it."""
+    mach = am.Machine({"A": am.State(), "Exception": am.State()})
+    assert mach.schema["Exception"].multi is False
+    assert mach.add_err(ValueError("1")) == am.Executed
+    assert mach.add_err(ValueError("2")) == am.Executed
+    assert mach.tick("Exception") == 1
+
+
+def test_s1_3_expose_all_state_names() -> None:
+    """[T TestExposeAllStateNames] schema A,B,C,D has names A,B,C,D,Exception everywhere."""
+    mach = am.Machine(NO_RELS)
+    assert mach.state_names() == ["A", "B", "C", "D", "Exception"]
+    assert mach.string_all() == "() [A:0 B:0 C:0 D:0 Exception:0]"
+    assert list(mach.time()) == [0, 0, 0, 0, 0]
+    assert mach.clock() == {"A": 0, "B": 0, "C": 0, "D": 0, "Exception": 0}
+
+
+# §1.4 Reserved names ------------------------------------------------------------------------------
+
+
+def test_s1_4_healthcheck_and_heartbeat_do_not_trigger_auto() -> None:
+    """Add of exactly Healthcheck or Heartbeat does not trigger auto states; Remove1 does."""
+    mach = am.Machine(
+        {"X": am.State(auto=True), "Healthcheck": am.State(), "Heartbeat": am.State()}
+    )
+    assert mach.add1("Healthcheck") == am.Executed
+    assert mach.add1("Heartbeat") == am.Executed
+    assert mach.tick("X") == 0
+    assert mach.remove1("Heartbeat") == am.Executed
+    assert mach.string_all() == "(Healthcheck:1 X:1) [Exception:0 Heartbeat:2]"
+
+
+# §1.5 State-name order ----------------------------------------------------------------------------
+
+
+def test_s1_5_default_order_is_sorted() -> None:
+    """[C] Foo,Bar,Baz -> [Bar, Baz, Exception, Foo] (byte order, Exception included)."""
+    mach = am.Machine({"Foo": am.State(), "Bar": am.State(), "Baz": am.State()})
+    assert mach.state_names() == ["Bar", "Baz", "Exception", "Foo"]
+    assert mach.string_all() == "() [Bar:0 Baz:0 Exception:0 Foo:0]"
+    assert mach.states_verified is False
+
+
+def test_s1_5_default_order_is_byte_order() -> None:
+    """Byte order puts upper case before lower case (Python sorted())."""
+    mach = am.Machine({"b": am.State(), "B": am.State(), "a": am.State(), "Zed": am.State()})
+    assert mach.state_names() == ["B", "Exception", "Zed", "a", "b"]
+
+
+def test_s1_5_verify_states_sets_order() -> None:
+    """A successful verify_states makes the given order the machine's order."""
+    tracer = RecTracer()
+    mach = am.Machine({"Foo": am.State(), "Bar": am.State(), "Baz": am.State()}, tracers=(tracer,))
+    tracer.calls.clear()
+    mach.verify_states(["Foo", "Bar", "Baz", "Exception"])
+    assert mach.states_verified is True
+    assert mach.state_names() == ["Foo", "Bar", "Baz", "Exception"]
+    assert mach.string_all() == "() [Foo:0 Bar:0 Baz:0 Exception:0]"
+    assert tracer.calls == [("verify_states", mach)]
+
+
+def test_s1_5_verify_states_unknown_name() -> None:
+    """An unknown name is a SchemaError naming it; the order stays as it was."""
+    mach = am.Machine(NO_RELS)
+    with pytest.raises(am.SchemaError, match="Nope not defined in schema"):
+        mach.verify_states(["A", "B", "C", "D", "Exception", "Nope"])
+    assert mach.state_names() == ["A", "B", "C", "D", "Exception"]
+    assert mach.states_verified is False
+
+
+def test_s1_5_verify_states_fewer_names() -> None:
+    """Fewer names than registered is an error listing the missing ones."""
+    mach = am.Machine(NO_RELS)
+    with pytest.raises(am.SchemaError, match="trying to verify less states than registered"):
+        mach.verify_states(["A", "B", "C", "D"])
+    assert mach.states_verified is False
+
+
+def test_s1_5_verify_states_rejects_duplicates() -> None:
+    """Decision §1.5: duplicates are a SchemaError, even when they make up the length."""
+    mach = am.Machine(NO_RELS)
+    with pytest.raises(am.SchemaError):
+        mach.verify_states(["A", "A", "B", "C", "D"])
+    with pytest.raises(am.SchemaError):
+        mach.verify_states(["A", "A", "B", "C", "D", "Exception"])
+    assert mach.state_names() == ["A", "B", "C", "D", "Exception"]
+    assert mach.states_verified is False
+
+
+@pytest.mark.parametrize("names", [["A", "A", "B", "Err"], ["A", "A"], ["A", "B"]])
+def test_s1_5_verify_states_errors(names: list[str]) -> None:
+    """[T TestVerifyStates] on A,B,C,D these are all errors."""
+    mach = am.Machine(NO_RELS)
+    with pytest.raises(am.SchemaError):
+        mach.verify_states(names)
+    assert mach.state_names() == ["A", "B", "C", "D", "Exception"]
+
+
+def test_s1_5_verify_states_must_include_exception() -> None:
+    """Exception is a schema state, so a list without it is too short."""
+    mach = am.Machine(NO_RELS)
+    with pytest.raises(am.SchemaError):
+        mach.verify_states(["D", "C", "B", "A"])
+
+
+def test_s1_5_order_used_by_readers() -> None:
+    """string, string_all, inspect, time, clock and index follow the verified order."""
+    mach = am.Machine(NO_RELS)
+    mach.verify_states(["D", "C", "Exception", "B", "A"])
+    mach.add(["A", "B"])
+    assert mach.string() == "(B:1 A:1)"
+    assert mach.string_all() == "(B:1 A:1) [D:0 C:0 Exception:0]"
+    assert list(mach.time()) == [0, 0, 0, 1, 1]
+    assert list(mach.clock()) == ["D", "C", "Exception", "B", "A"]
+    assert mach.index1("D") == 0
+    assert mach.index1("A") == 4
+    assert mach.index(["A", "D"]) == [4, 0]
+    first_lines = [ln for ln in mach.inspect().splitlines() if not ln.startswith(" ")]
+    assert first_lines == ["0 D", "0 C", "0 Exception", "1 B", "1 A"]
+
+
+def test_s1_5_order_does_not_change_resolver_order() -> None:
+    """The names order does not reorder transitions: called states still first, in call order."""
+    mach = am.Machine(NO_RELS)
+    mach.verify_states(["D", "C", "Exception", "B", "A"])
+    rec = Rec("AEnter", "BEnter")
+    mach.bind_handlers(rec)
+    mach.add(["A", "B"])
+    assert rec.calls == ["AEnter", "BEnter"]
+    assert mach.active_states() == ["A", "B"]
+
+
+# §1.6 Construction and defaults -------------------------------------------------------------------
+
+
+def test_s1_6_id_random_16_hex() -> None:
+    """The id defaults to 16 random hex characters."""
+    m1 = am.Machine(NO_RELS)
+    m2 = am.Machine(NO_RELS)
+    assert re.fullmatch(r"[0-9a-f]{16}", m1.id)
+    assert re.fullmatch(r"[0-9a-f]{16}", m2.id)
+    assert m1.id != m2.id
+    assert am.Machine(NO_RELS, id="custom").id == "custom"
+
+
+def test_s1_6_no_mutation_at_construction() -> None:
+    """[C] New runs no mutation: every tick 0, nothing active, no transition."""
+    mach = am.Machine(NO_RELS)
+    assert mach.active_states() == []
+    assert mach.time().sum() == 0
+    assert mach.machine_tick() == 0
+    assert mach.queue_tick() == 1
+    assert mach.queue_len() == 0
+    assert mach.transition is None
+    assert mach.is_err() is False
+    assert mach.err() is None
+
+
+def test_s1_6_auto_states_wait_for_first_transition() -> None:
+    """[C] A{}, X{Auto}: after New X:0; Add1(A) -> (A:1 X:1)."""
+    mach = am.Machine({"A": am.State(), "X": am.State(auto=True)})
+    assert mach.tick("X") == 0
+    assert mach.add1("A") == am.Executed
+    assert mach.string_all() == "(A:1 X:1) [Exception:0]"
+
+
+def test_s1_6_default_log_level_nothing() -> None:
+    """The default log level is NOTHING: a custom logger gets no lines."""
+    lines: list[str] = []
+    mach = am.Machine(NO_RELS, logger=lambda _lvl, msg: lines.append(msg))
+    mach.add1("A")
+    mach.add1("B")
+    assert lines == []
+
+
+def test_s1_6_log_id_prefix_default_on() -> None:
+    """Log lines are prefixed with the first 5 chars of the id unless log_id=False."""
+    lines: list[str] = []
+    mach = am.Machine(
+        NO_RELS, id="abcdefgh", log_level=am.LogLevel.CHANGES, logger=lambda _l, m: lines.append(m)
+    )
+    mach.add1("A")
+    assert lines == ["[abcde] [state] +A"]
+    quiet, qlines = logged(NO_RELS, am.LogLevel.CHANGES)
+    quiet.add1("A")
+    assert qlines == ["[state] +A"]
+
+
+def test_s1_6_tags_deduplicated_copy() -> None:
+    """Tags are a de-duplicated copy of what was given."""
+    tags = ["a", "b", "a"]
+    mach = am.Machine(NO_RELS, tags=tags)
+    tags.append("c")
+    assert list(mach.tags) == ["a", "b"]
+
+
+def test_s1_6_parent_sets_parent_id_and_notifies_tracers() -> None:
+    """A parent sets parent_id and calls each of the parent's tracers with new_submachine."""
+    tracer = RecTracer()
+    parent = am.Machine(NO_RELS, tracers=(tracer,))
+    assert parent.parent_id in (None, "")
+    child = am.Machine(NO_RELS, parent=parent)
+    assert child.parent_id == parent.id
+    assert ("new_submachine", (parent, child)) in tracer.calls
+
+
+def test_s1_6_tracers_get_machine_init() -> None:
+    """Each tracer gets machine_init(mach) at construction."""
+    tracer = RecTracer()
+    mach = am.Machine(NO_RELS, tracers=(tracer,))
+    assert tracer.calls == [("machine_init", mach)]
+
+
+def test_s1_6_queue_limit_default_1000() -> None:
+    """QueueLimit defaults to 1000: the 1001st mutation queued from a handler is Canceled."""
+    mach = am.Machine(NO_RELS)
+    results: list[am.Result] = []
+
+    def a_state(_e: am.Event) -> None:
+        for i in range(1000):
+            results.append(mach.add1("B", {"i": i}))
+        results.append(mach.add1("C"))
+
+    mach.bind_handlers(Rec(do={"AState": a_state}))
+    assert mach.add1("A") == am.Executed
+    assert results[0] == 3
+    assert results[999] == 1002
+    assert results[1000] == am.Canceled
+    assert mach.string_all() == "(A:1 B:1) [C:0 D:0 Exception:0]"
+
+
+def test_s1_6_panic_to_exception_default_on() -> None:
+    """PanicToException defaults to on: a raising handler becomes Exception, the call returns."""
+    mach = am.Machine(NO_RELS)
+
+    def boom(_e: am.Event) -> None:
+        raise ValueError("boom")
+
+    mach.bind_handlers(Rec(do={"AEnter": boom}))
+    assert mach.add1("A") == am.Canceled
+    assert mach.string_all() == "(Exception:1) [A:0 B:0 C:0 D:0]"

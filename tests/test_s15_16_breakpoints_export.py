@@ -1,0 +1,209 @@
+"""§15 breakpoints (api.md semantics) and §16 export / import_data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import asyncmachine as am
+
+St = am.State
+NO_RELS = {"A": St(), "B": St(), "C": St(), "D": St()}
+
+
+class BpTracer(am.Tracer):
+    """Keeps breakpoint hook calls."""
+
+    def __init__(self) -> None:
+        self.hits: list[tuple[Any, Any]] = []
+
+    def breakpoint(self, mach: Any, tx: Any) -> None:
+        self.hits.append((mach, tx))
+
+
+def bp_machine(
+    schema: dict[str, am.State] | None = None,
+) -> tuple[am.Machine, BpTracer, list[tuple[am.LogLevel, str]]]:
+    """A machine with a breakpoint tracer and a collecting logger at CHANGES."""
+    t = BpTracer()
+    lines: list[tuple[am.LogLevel, str]] = []
+    mach = am.Machine(
+        dict(schema or NO_RELS),
+        tracers=(t,),
+        log_level=am.LogLevel.CHANGES,
+        logger=lambda lvl, msg: lines.append((lvl, msg)),
+        log_id=False,
+    )
+    return mach, t, lines
+
+
+def bp_lines(lines: list[tuple[am.LogLevel, str]]) -> list[tuple[am.LogLevel, str]]:
+    """Only `[breakpoint]` lines."""
+    return [(lvl, m) for lvl, m in lines if m.startswith("[breakpoint]")]
+
+
+# --- §15 breakpoints ----------------------------------------------------------------------------
+
+
+def test_breakpoint_on_added() -> None:
+    """Activating the listed states calls the hook with the transition and logs at CHANGES."""
+    mach, t, lines = bp_machine()
+    mach.add_breakpoint(["A"], [])
+    mach.add1("B")
+    assert t.hits == []
+    assert mach.add1("A") == am.Executed
+    assert len(t.hits) == 1
+    m, tx = t.hits[0]
+    assert m is mach
+    assert tx is not None
+    assert "A" in list(tx.target_states)
+    assert len(bp_lines(lines)) == 1
+    assert bp_lines(lines)[0][0] == am.LogLevel.CHANGES
+    assert mach.string_all() == "(A:1 B:1) [C:0 D:0 Exception:0]"
+
+
+def test_breakpoint_on_removed() -> None:
+    """Deactivating the listed states hits too."""
+    mach, t, lines = bp_machine()
+    mach.add(["A", "B"])
+    mach.add_breakpoint([], ["A"])
+    mach.remove1("B")
+    assert t.hits == []
+    mach.remove1("A")
+    assert len(t.hits) == 1
+    assert len(bp_lines(lines)) == 1
+
+
+def test_breakpoint_needs_all_added() -> None:
+    """Non-strict: all of `added` must activate; extra changes are fine."""
+    mach, t, _ = bp_machine()
+    mach.add_breakpoint(["A", "B"], [])
+    mach.add1("A")
+    assert t.hits == []
+    mach.remove1("A")
+    mach.add(["A", "B", "C"])
+    assert len(t.hits) == 1
+
+
+def test_breakpoint_via_relation() -> None:
+    """api.md: a transition that activates `added` hits, even when A is only implied."""
+    mach, t, _ = bp_machine({"A": St(), "B": St(add=("A",))})
+    mach.add_breakpoint(["A"], [])
+    mach.add1("B")
+    assert len(t.hits) == 1
+
+
+def test_breakpoint_strict() -> None:
+    """Strict: exactly those states change."""
+    mach, t, _ = bp_machine()
+    mach.add_breakpoint(["A"], [], strict=True)
+    mach.add(["A", "B"])
+    assert t.hits == []
+    mach.remove1("A")
+    mach.add1("A")
+    assert len(t.hits) == 1
+
+
+def test_breakpoint_not_hit_by_cancelled_transition() -> None:
+    """A cancelled transition activates nothing, so no hit; semantics are unchanged."""
+    mach, t, lines = bp_machine({"A": St(require=("B",)), "B": St()})
+    mach.add_breakpoint(["A"], [])
+    assert mach.add1("A") == am.Canceled
+    assert t.hits == []
+    assert bp_lines(lines) == []
+
+
+# --- §16 export / import ------------------------------------------------------------------------
+
+
+def test_export_keys_and_values() -> None:
+    """export() -> id, state_names, time, queue_tick, machine_tick."""
+    mach = am.Machine(dict(NO_RELS), id="exp1")
+    mach.verify_states(["D", "C", "B", "A", "Exception"])
+    mach.add(["A", "C"])
+    mach.remove1("A")
+    d = mach.export()
+    assert set(d) == {"id", "state_names", "time", "queue_tick", "machine_tick"}
+    assert d["id"] == "exp1"
+    assert list(d["state_names"]) == ["D", "C", "B", "A", "Exception"]
+    assert list(d["time"]) == [0, 1, 0, 2, 0]
+    assert d["queue_tick"] == mach.queue_tick()
+    assert d["machine_tick"] == 0
+    assert json.loads(json.dumps(d)) == {
+        **d,
+        "state_names": list(d["state_names"]),
+        "time": list(d["time"]),
+    }
+
+
+def test_import_restores_clock() -> None:
+    """import_data restores ticks and the active set, machine_tick becomes +1."""
+    src = am.Machine(dict(NO_RELS), id="same")
+    src.verify_states(["A", "B", "C", "D", "Exception"])
+    src.add(["A", "B"])
+    src.remove1("A")
+    src.add1("A")
+    src.add1("D")
+    d = json.loads(json.dumps(src.export()))
+
+    dst = am.Machine(dict(NO_RELS), id="same")
+    dst.verify_states(["A", "B", "C", "D", "Exception"])
+    dst.import_data(d)
+    assert dst.string_all() == "(A:3 B:1 D:1) [C:0 Exception:0]"
+    assert set(dst.active_states()) == {"A", "B", "D"}
+    assert dst.machine_tick() == 1
+    assert dst.export()["machine_tick"] == 1
+
+    third = am.Machine(dict(NO_RELS), id="same")
+    third.verify_states(["A", "B", "C", "D", "Exception"])
+    third.import_data(dst.export())
+    assert third.machine_tick() == 2
+    assert third.clock() == src.clock()
+
+
+def test_import_then_mutate_continues_clock() -> None:
+    """Mutations after an import continue from the restored ticks."""
+    src = am.Machine(dict(NO_RELS), id="same")
+    src.verify_states(["A", "B", "C", "D", "Exception"])
+    src.add(["A", "B"])
+    dst = am.Machine(dict(NO_RELS), id="same")
+    dst.verify_states(["A", "B", "C", "D", "Exception"])
+    dst.import_data(src.export())
+    assert dst.remove1("A") == am.Executed
+    assert dst.string_all() == "(B:1) [A:2 C:0 D:0 Exception:0]"
+
+
+def test_import_adds_machine_restored() -> None:
+    """MachineRestored is added after the import when the schema has it."""
+    schema = {"A": St(), "MachineRestored": St()}
+    src = am.Machine(dict(schema), id="r")
+    src.verify_states(["A", "MachineRestored", "Exception"])
+    src.add1("A")
+    dst = am.Machine(dict(schema), id="r")
+    dst.verify_states(["A", "MachineRestored", "Exception"])
+    dst.import_data(src.export())
+    assert dst.string_all() == "(A:1 MachineRestored:1) [Exception:0]"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"A": St(), "B": St(), "C": St(), "X": St()},
+        {"A": St(), "B": St(), "C": St()},
+        {"A": St(), "B": St(), "C": St(), "D": St(), "E": St()},
+    ],
+)
+def test_import_different_state_names_raises(other: dict[str, am.State]) -> None:
+    """ValueError when state_names differ."""
+    src = am.Machine(dict(NO_RELS), id="same")
+    src.verify_states(["A", "B", "C", "D", "Exception"])
+    src.add1("A")
+    dst = am.Machine(dict(other), id="same")
+    dst.verify_states(sorted([*other, "Exception"]))
+    before = dst.string_all()
+    with pytest.raises(ValueError):
+        dst.import_data(src.export())
+    assert dst.string_all() == before
+    assert dst.machine_tick() == 0
