@@ -235,14 +235,18 @@ class Machine:
         return self._mutate(ADD, self._called(states), args)
 
     def add1(self, state: str, args: dict[str, Any] | None = None) -> Result:
-        return self._mutate(ADD, self._called1(state), args)
+        if state not in self._schema:
+            raise StateMissingError([state], self._id)
+        return self._mutate(ADD, [state], args)
 
     def remove(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
         """Deactivate ``states`` (and what requires them)."""
         return self._mutate(REMOVE, self._called(states), args)
 
     def remove1(self, state: str, args: dict[str, Any] | None = None) -> Result:
-        return self._mutate(REMOVE, self._called1(state), args)
+        if state not in self._schema:
+            raise StateMissingError([state], self._id)
+        return self._mutate(REMOVE, [state], args)
 
     def set(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
         """Make ``states`` the called set; other active states stay only if relations keep them."""
@@ -365,6 +369,15 @@ class Machine:
         if self._disposing:
             return Canceled
         queue = self._queue
+        if not self._processing and not queue and self._queue_limit > 0:
+            # idle: the mutation runs now, as if queued and dequeued at once
+            mut = Mutation(mtype, called, {} if args is None else args, source=source)
+            self._queue_tick += 1
+            mut.queue_tick = self._queue_tick
+            if self._tracers:
+                self._trace("mutation_queued", self, mut)
+            self._process_queue(mut)
+            return mut.result
         if len(queue) >= self._queue_limit and not self._let_through(mtype, called):
             self._log(_OPS, f"[queue:skipped] queue limit reached for [{mtype}] {' '.join(called)}")
             return Canceled
@@ -437,11 +450,19 @@ class Machine:
 
     # ------------------------------------------------------------------ the queue
 
-    def _process_queue(self) -> None:
+    def _process_queue(self, first: Mutation | None = None) -> None:
+        """Run mutations until the queue is empty, ``first`` (already dequeued) first."""
         queue = self._queue
         subs = self._subs
         self._processing = True
         try:
+            if first is not None:
+                self._run_transition(first)
+                if self._reraise is not None:
+                    err, self._reraise = self._reraise, None
+                    raise err
+                if subs.queue_heap:
+                    subs.queue_reached(self._queue_tick)
             while queue:
                 mut = queue.popleft()
                 if mut.queue_tick:
@@ -481,7 +502,11 @@ class Machine:
     # ------------------------------------------------------------------ transitions
 
     def _run_transition(self, mut: Mutation) -> None:
-        """Resolve, negotiate, apply and finalise one mutation (§4)."""
+        """Resolve, negotiate, apply and finalise one mutation (§4).
+
+        The common cases (no relations among the states involved, no Multi state, no tracers, no
+        logging) are written inline: this is the engine's hot path.
+        """
         before = self._active
         active = self._active_set
         called = mut.called
@@ -504,7 +529,12 @@ class Machine:
             to_set = [s for s in before if s not in called]
         else:
             to_set = called
-        target = resolver.target_states(called, to_set, active, mtype is REMOVE, log, mut.is_auto)
+        if resolver.related.isdisjoint(to_set):
+            target = list(dict.fromkeys(to_set)) if len(to_set) > 1 else list(to_set)
+        else:
+            target = resolver.target_states(
+                called, to_set, active, mtype is REMOVE, log, mut.is_auto
+            )
         target_set = set(target)
 
         accepted = True
@@ -521,16 +551,29 @@ class Machine:
         tx.target_states = target
         tx.is_accepted = accepted
 
-        exits: list[str] = []
-        enters: list[str] = []
         if accepted:
-            exits, enters = self._exits_enters(before, active, target, target_set, called)
-            tx.exits, tx.enters = exits, enters
+            if before:
+                exits = [s for s in before if s not in target_set]
+                if len(exits) > 1:
+                    exits = resolver.sort(exits)
+            else:
+                exits = []
+            if self._multi:
+                enters = self._enters(active, target, called)
+            elif len(target) == 1:
+                enters = [] if target[0] in active else target
+            else:
+                enters = [s for s in target if s not in active]
+            tx.exits = exits
+            tx.enters = enters
+        else:
+            exits = enters = []
         if tracers:
             self._trace("transition_init", tx)
             self._trace("transition_start", tx)
 
-        if accepted and (self._dispatch or level >= _EVERYTHING):
+        dispatch = self._dispatch
+        if accepted and (dispatch or level >= _EVERYTHING):
             outcome = self._negotiate(tx, before, active, target, exits, enters)
             if outcome is None:
                 accepted = False
@@ -539,7 +582,8 @@ class Machine:
                 if not target:
                     accepted = False
                 else:
-                    exits, enters = self._exits_enters(before, active, target, target_set, called)
+                    exits = resolver.sort([s for s in before if s not in target_set])
+                    enters = self._enters(active, target, called)
                     tx.target_states, tx.exits, tx.enters = target, exits, enters
             if not accepted:
                 tx.is_accepted = False
@@ -561,17 +605,16 @@ class Machine:
         tx._ticks_before = ticks_before
         self._active = target
         self._active_set = target_set
-        changed = bool(ticks_before)
-        if level >= _CHANGES and (changed or level >= _EVERYTHING):
+        if level >= _CHANGES and (ticks_before or level >= _EVERYTHING):
             self._log_state(tx, exits, enters, target)
-        if self._state_ctxs and changed:
+        if ticks_before and self._state_ctxs:
             for s in ticks_before:
                 self._cancel_state_ctx(s)
         if tracers:
             self._trace("transition_finals", tx)
 
         ok = True
-        if self._dispatch or level >= _EVERYTHING or self._subs.args:
+        if dispatch or level >= _EVERYTHING or self._subs.args:
             ok = self._finals(tx, exits, enters)
         if not ok:
             mut.result = Canceled
@@ -580,42 +623,31 @@ class Machine:
             mut.result = Canceled
         else:
             mut.result = Executed
-        if self._breakpoints and changed:
-            self._check_breakpoints(tx, exits, enters)
-        if (
-            ok
-            and changed
-            and resolver.auto_states
-            and not mut.is_auto
-            and not self._disposing
-            and not (mtype is ADD and len(called) == 1 and called[0] in _HEALTH)
-        ):
-            self._schedule_auto()
-        self._end_transition(tx)
-        if changed and self._subs.count:
+        if ticks_before:
+            if self._breakpoints:
+                self._check_breakpoints(tx, exits, enters)
+            if (
+                ok
+                and resolver.auto_states
+                and not mut.is_auto
+                and not self._disposing
+                and not (mtype is ADD and len(called) == 1 and called[0] in _HEALTH)
+            ):
+                self._schedule_auto()
+        tx.is_completed = True
+        if self._on_change or tracers:
+            self._end_transition(tx)
+        if self._subs.count and (ticks_before or self._subs.queries):
             now_active = self._active_set
             activated = [s for s in enters if s in now_active] if not ok else enters
             self._subs.process(
                 activated, exits, list(ticks_before), now_active, clock, self._queue_tick
             )
 
-    def _exits_enters(
-        self,
-        before: list[str],
-        active: builtins.set[str],
-        target: list[str],
-        target_set: builtins.set[str],
-        called: list[str],
-    ) -> tuple[list[str], list[str]]:
-        exits = [s for s in before if s not in target_set]
-        if len(exits) > 1:
-            exits = self._resolver.sort(exits)
+    def _enters(self, active: builtins.set[str], target: list[str], called: list[str]) -> list[str]:
+        """Target states not active yet, plus called Multi states (re-entered)."""
         multi = self._multi
-        if multi:
-            enters = [s for s in target if s not in active or (s in multi and s in called)]
-        else:
-            enters = [s for s in target if s not in active]
-        return exits, enters
+        return [s for s in target if s not in active or (s in multi and s in called)]
 
     def _auto_reresolve(
         self, mut: Mutation, kept: builtins.set[str]
@@ -683,7 +715,7 @@ class Machine:
                 return None
         for s in enters:
             name = names[s].enter
-            if name in dispatch and s not in dropped and not handle(tx, name):
+            if name in dispatch and not handle(tx, name) and s not in dropped:
                 if autos is None or not autos[s].auto:
                     return None
                 dropped.add(s)

@@ -25,6 +25,7 @@ class Resolver:
         "_requirers",
         "_topo",
         "auto_states",
+        "related",
         "removed_by",
         "schema",
     )
@@ -43,6 +44,10 @@ class Resolver:
         self._adders = {n for n in names if schema[n].add}
         self._requirers = {n for n in names if schema[n].require}
         self._topo, self._cycle = _require_order(schema, names)
+        self.related = (
+            self._adders | self._requirers | set(removed_by) | set(self._topo) | self._after
+        )
+        """States with a relation that resolution must look at; others resolve to themselves."""
 
     @property
     def require_cycle(self) -> str | None:

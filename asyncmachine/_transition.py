@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ._result import Executed, Result
 from ._time import Time
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class Mutation:
     """Where an eval came from (evals only)."""
     eval_fn: Callable[[], Any] | None = field(default=None, repr=False)
     internal: bool = field(default=False, repr=False)
-    result: int = field(default=0, repr=False)
+    result: Result = field(default=Executed, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
