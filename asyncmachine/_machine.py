@@ -532,9 +532,8 @@ class Machine:
         if resolver.related.isdisjoint(to_set):
             target = list(dict.fromkeys(to_set)) if len(to_set) > 1 else list(to_set)
         else:
-            target = resolver.target_states(
-                called, to_set, active, mtype is REMOVE, log, mut.is_auto
-            )
+            excluded = set(called) if mtype is REMOVE else None
+            target = resolver.target_states(called, to_set, active, excluded, log, mut.is_auto)
         target_set = set(target)
 
         accepted = True
@@ -578,7 +577,8 @@ class Machine:
             if outcome is None:
                 accepted = False
             elif outcome is not target:
-                target, target_set = self._auto_reresolve(mut, set(outcome))
+                kept = set(outcome)
+                target, target_set = self._auto_reresolve(mut, kept, target_set - kept)
                 if not target:
                     accepted = False
                 else:
@@ -650,15 +650,21 @@ class Machine:
         return [s for s in target if s not in active or (s in multi and s in called)]
 
     def _auto_reresolve(
-        self, mut: Mutation, kept: builtins.set[str]
+        self,
+        mut: Mutation,
+        kept: builtins.set[str],
+        refused: builtins.set[str] | None = None,
     ) -> tuple[list[str], builtins.set[str]]:
-        """Resolve an auto mutation again with only the accepted candidates (§4.7)."""
+        """Resolve an auto mutation again with only the accepted candidates (§4.7).
+
+        States refused by their own handlers stay out even when another state ``add``s them.
+        """
         called = [s for s in mut.called if s in kept]
         if not called:
             return [], set()
         before = self._active
         target = self._resolver.target_states(
-            called, called + before, self._active_set, False, None, True
+            called, called + before, self._active_set, refused or None, None, True
         )
         return target, set(target)
 

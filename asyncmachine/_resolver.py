@@ -59,13 +59,16 @@ class Resolver:
         called: Sequence[str],
         to_set: Sequence[str],
         active: set[str],
-        is_remove: bool,
+        excluded: set[str] | None,
         log: LogFn | None,
         is_auto: bool = False,
     ) -> list[str]:
-        """Resolve ``to_set`` (the §4.1 states to set) into the sorted target states."""
+        """Resolve ``to_set`` (the §4.1 states to set) into the sorted target states.
+
+        ``excluded`` states are never implied by ``add`` relations: the states a Remove mutation
+        removes, or auto states whose handlers refused them.
+        """
         schema = self.schema
-        excluded = set(called) if is_remove else None
         s = list(dict.fromkeys(to_set)) if len(to_set) > 1 else list(to_set)
         if not self._adders.isdisjoint(s):
             s = self._parse_add(s, active, excluded, None)

@@ -220,3 +220,18 @@ def test_auto_candidates_use_state_names_order() -> None:
     mach.add1("A")
     assert calls == ["YEnter", "ZEnter"]
     assert mach.string_all() == "(A:1 Y:1 Z:1) [Exception:0]"
+
+
+def test_auto_state_refused_by_its_handler_is_not_added_back_by_relations() -> None:
+    """Decision: an auto state whose Enter refused stays out, even if another auto state adds it."""
+    mach = am.Machine(
+        {"A": am.State(auto=True), "B": am.State(), "C": am.State(auto=True, add=("A",))}
+    )
+
+    class Refuse:
+        def AEnter(self, e: am.Event) -> bool:
+            return False
+
+    mach.bind_handlers(Refuse())
+    assert mach.add1("B") == am.Executed
+    assert mach.string_all() == "(B:1 C:1) [A:0 Exception:0]"

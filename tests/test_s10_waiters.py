@@ -178,6 +178,17 @@ def test_when_query_example() -> None:
     assert not q2.done()
 
 
+def test_when_query_after_accepted_unchanged_transition() -> None:
+    """§4.11/§10: every accepted transition evaluates queries, even one that changes no tick."""
+    mach = mk()
+    mach.add1("A")
+    q = mach.when_query(lambda c: c["A"] == 1)
+    assert not q.done()
+    assert mach.add1("A") == am.Executed
+    assert mach.tick("A") == 1
+    assert resolved(q)
+
+
 def test_cancelled_transition_processes_no_subscriptions() -> None:
     """§4.11: a cancelled transition resolves nothing, not even a query that holds."""
     mach = mk({"A": St(), "B": St(require=("C",)), "C": St()})
