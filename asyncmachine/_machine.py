@@ -148,6 +148,8 @@ class Machine:
         self._has_pairs = False
         self._ever_bound = False
         self._tracers: list[Tracer] = list(tracers)
+        self._slow_calls = False
+        self._update_slow_calls()
         self._breakpoints: list[_Breakpoint] = []
         self._err: BaseException | None = None
         self._reraise: Exception | None = None
@@ -371,7 +373,9 @@ class Machine:
         queue = self._queue
         if not self._processing and not queue and self._queue_limit > 0:
             # idle: the mutation runs now, as if queued and dequeued at once
-            mut = Mutation(mtype, called, {} if args is None else args, source=source)
+            mut = Mutation(mtype, called, {} if args is None else args)
+            if source is not None:
+                mut.source = source
             self._queue_tick += 1
             mut.queue_tick = self._queue_tick
             if self._tracers:
@@ -764,7 +768,7 @@ class Machine:
     def _handle(self, tx: Transition, name: str, self_handler: bool = False) -> bool:
         """Call a negotiation handler on every binding; False once one refuses or raises."""
         event = Event(self, name, tx)
-        slow = self._tracers or self._log_level >= _OPS or self._handler_timeout is not None
+        slow = self._slow_calls
         for entry in self._dispatch[name]:
             if slow:
                 ret = self._call_handler(tx, entry, event, final=False)
@@ -859,7 +863,7 @@ class Machine:
     def _handle_final(self, tx: Transition, name: str) -> bool:
         """Call a final handler on every binding (all of them, even after one raised)."""
         event = Event(self, name, tx)
-        slow = self._tracers or self._log_level >= _OPS or self._handler_timeout is not None
+        slow = self._slow_calls
         ok = True
         for entry in self._dispatch[name]:
             if slow or entry.is_async:
@@ -1372,6 +1376,13 @@ class Machine:
 
     def set_log_level(self, level: LogLevel | int) -> None:
         self._log_level = LogLevel(level)
+        self._update_slow_calls()
+
+    def _update_slow_calls(self) -> None:
+        """Handlers need the instrumented call path when traced, logged or timed."""
+        self._slow_calls = (
+            bool(self._tracers) or self._log_level >= _OPS or self._handler_timeout is not None
+        )
 
     def set_logger(self, fn: Logger | None) -> None:
         """Send log lines to ``fn(level, msg)``; ``None`` restores the stdlib logger."""
@@ -1410,6 +1421,7 @@ class Machine:
 
     def bind_tracer(self, tracer: Tracer) -> None:
         self._tracers.append(tracer)
+        self._update_slow_calls()
         self._log(_OPS, f"[tracers] bind {type(tracer).__name__}")
 
     def detach_tracer(self, tracer: Tracer) -> None:
@@ -1417,6 +1429,7 @@ class Machine:
             self._tracers.remove(tracer)
         except ValueError:
             raise KeyError(f"tracer not bound: {tracer!r}") from None
+        self._update_slow_calls()
 
     def tracers(self) -> list[Tracer]:
         return list(self._tracers)
