@@ -530,7 +530,8 @@ class Machine:
         if mtype is ADD:
             to_set = called + before if before else called
         elif mtype is REMOVE:
-            to_set = [s for s in before if s not in called]
+            removing = called if len(called) < 8 else set(called)
+            to_set = [s for s in before if s not in removing]
         else:
             to_set = called
         if resolver.related.isdisjoint(to_set):
@@ -650,8 +651,8 @@ class Machine:
 
     def _enters(self, active: builtins.set[str], target: list[str], called: list[str]) -> list[str]:
         """Target states not active yet, plus called Multi states (re-entered)."""
-        multi = self._multi
-        return [s for s in target if s not in active or (s in multi and s in called)]
+        recalled = self._multi.intersection(called)
+        return [s for s in target if s not in active or s in recalled]
 
     def _auto_reresolve(
         self,
@@ -1203,22 +1204,26 @@ class Machine:
 
     def when(self, states: Sequence[str], ctx: Ctx | None = None) -> Waiter:
         """Resolved once all ``states`` are active."""
+        if len(states) == 1 and not isinstance(states, str):
+            return self.when1(states[0], ctx)
         if not self._ctx_ok(ctx):
             return cancelled_waiter()
         called = self._called(states)
-        if all(s in self._active_set for s in called):
+        if self._active_set.issuperset(called):
             return resolved_waiter()
         key = ("when", frozenset(called), ctx)
         return self._subs.reuse(key) or self._subs.add_when(called, ctx, key, negate=False)
 
     def when1(self, state: str, ctx: Ctx | None = None) -> Waiter:
-        if not self._ctx_ok(ctx):
+        if self._disposed or (ctx is not None and ctx.done()):
             return cancelled_waiter()
-        self._called1(state)
         if state in self._active_set:
             return resolved_waiter()
-        key = ("when", frozenset((state,)), ctx)
-        return self._subs.reuse(key) or self._subs.add_when((state,), ctx, key, negate=False)
+        if state not in self._schema:
+            raise StateMissingError([state], self._id)
+        key = ("when", state, ctx)
+        subs = self._subs
+        return subs.keys.get(key) or subs.add_when((state,), ctx, key, negate=False)
 
     def when_not(self, states: Sequence[str], ctx: Ctx | None = None) -> Waiter:
         """Resolved once none of ``states`` is active."""

@@ -16,10 +16,10 @@ from ._waiter import Waiter, cancelled_waiter
 Query = Callable[[dict[str, int]], bool]
 
 
-class _Sub:
-    """One pending waiter and what it waits for."""
+class _Sub(Waiter):
+    """A pending waiter and what it waits for."""
 
-    __slots__ = ("ctx", "extra", "index", "key", "kind", "owner", "states", "waiter")
+    __slots__ = ("ctx", "extra", "index", "key", "kind", "owner", "states")
 
     def __init__(
         self,
@@ -30,6 +30,7 @@ class _Sub:
         ctx: Ctx | None,
         extra: Any = None,
     ) -> None:
+        super().__init__()
         self.owner = owner
         self.kind = kind
         self.states = states
@@ -37,10 +38,8 @@ class _Sub:
         self.ctx = ctx
         self.extra = extra
         self.index: dict[str, dict[_Sub, None]] | None = None
-        self.waiter = Waiter()
-        self.waiter._on_end = self.unlink
 
-    def unlink(self) -> None:
+    def _unlink(self) -> None:
         """Forget this sub everywhere once its waiter ended (either way)."""
         owner = self.owner
         owner.count -= 1
@@ -62,7 +61,7 @@ class _Sub:
             self.ctx.remove_done_callback(self.on_ctx_done)
 
     def on_ctx_done(self, _: Ctx) -> None:
-        self.waiter._cancel()
+        self._cancel()
 
 
 class Subscriptions:
@@ -121,11 +120,11 @@ class Subscriptions:
             self.queue_ends[sub] = None
         if ctx is not None:
             ctx.add_done_callback(sub.on_ctx_done)
-        return sub.waiter
+        return sub
 
     def reuse(self, key: Any) -> Waiter | None:
         sub = self.keys.get(key)
-        return None if sub is None else sub.waiter
+        return sub
 
     def add_when(self, states: Sequence[str], ctx: Ctx | None, key: Any, negate: bool) -> Waiter:
         index = self.when_not if negate else self.when
@@ -139,7 +138,7 @@ class Subscriptions:
     def add_args(self, state: str, args: Mapping[str, Any], ctx: Ctx | None) -> Waiter:
         for sub in self.args.get(state, ()):
             if sub.ctx is ctx and sub.extra == args:
-                return sub.waiter
+                return sub
         return self._new("args", (state,), None, ctx, self.args, dict(args))
 
     def add_query(self, fn: Query, ctx: Ctx | None) -> Waiter:
@@ -171,29 +170,29 @@ class Subscriptions:
                 subs = self.when.get(s)
                 if subs:
                     for sub in list(subs):
-                        if all(x in active for x in sub.states):
-                            sub.waiter._resolve()
+                        if active.issuperset(sub.states):
+                            sub._resolve()
         if self.when_not:
             for s in deactivated:
                 subs = self.when_not.get(s)
                 if subs:
                     for sub in list(subs):
-                        if not any(x in active for x in sub.states):
-                            sub.waiter._resolve()
+                        if active.isdisjoint(sub.states):
+                            sub._resolve()
         if self.time:
             for s in ticked:
                 subs = self.time.get(s)
                 if subs:
                     for sub in list(subs):
                         if all(clock[x] >= t for x, t in zip(sub.states, sub.extra, strict=True)):
-                            sub.waiter._resolve()
+                            sub._resolve()
         if self.queue_heap:
             self.queue_reached(queue_tick)
         if self.queries:
             snapshot = dict(clock)
             for sub in list(self.queries):
                 if sub.extra(snapshot):
-                    sub.waiter._resolve()
+                    sub._resolve()
 
     def match_args(self, state: str, args: Mapping[str, Any]) -> None:
         """A ``<state>State`` handler event is dispatched with ``args``."""
@@ -203,7 +202,7 @@ class Subscriptions:
         for sub in list(subs):
             want: dict[str, Any] = sub.extra
             if all(k in args and args[k] == v for k, v in want.items()):
-                sub.waiter._resolve()
+                sub._resolve()
 
     def queue_reached(self, tick: int) -> None:
         heap = self.queue_heap
@@ -212,7 +211,7 @@ class Subscriptions:
 
     def queue_ended(self) -> None:
         for sub in list(self.queue_ends):
-            sub.waiter._resolve()
+            sub._resolve()
 
     def dispose(self) -> None:
         """Cancel every pending waiter."""
@@ -223,7 +222,7 @@ class Subscriptions:
         subs.update(self.queries)
         subs.update(self.queue_ends)
         for sub in subs:
-            sub.waiter._cancel()
+            sub._cancel()
         heap, self.queue_heap = self.queue_heap, []
         for _, _, waiter in heap:
             waiter._cancel()

@@ -16,12 +16,11 @@ class Waiter:
     disposed; awaiting a cancelled waiter raises ``asyncio.CancelledError``.
     """
 
-    __slots__ = ("_callbacks", "_on_end", "_state")
+    __slots__ = ("_callbacks", "_state")
 
     def __init__(self) -> None:
         self._state = _PENDING
         self._callbacks: list[Callable[[Waiter], None]] | None = None
-        self._on_end: Callable[[], None] | None = None
 
     def done(self) -> bool:
         """True once the waiter has ended, either way."""
@@ -48,13 +47,14 @@ class Waiter:
         if self._state != _PENDING:
             return
         self._state = state
-        on_end, self._on_end = self._on_end, None
-        if on_end is not None:
-            on_end()
+        self._unlink()
         callbacks, self._callbacks = self._callbacks, None
         if callbacks:
             for fn in callbacks:
                 fn(self)
+
+    def _unlink(self) -> None:
+        """Hook for subclasses: forget the waiter wherever it was registered."""
 
     def _resolve(self) -> None:
         self._end(_RESOLVED)
