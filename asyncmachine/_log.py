@@ -46,6 +46,26 @@ def new_log_args_mapper(max_len: int = 20, names: Iterable[str] = DEFAULT_LOG_AR
     return mapper
 
 
+def typed_log_args(args: Mapping[str, Any]) -> dict[str, str]:
+    """Log fields of typed args: values with a ``__am_log_args__()`` method (see ``am.args``)."""
+    out: dict[str, str] = {}
+    for value in args.values():
+        fields = getattr(value, "__am_log_args__", None)
+        if fields is not None:
+            out.update(fields())
+    return out
+
+
+def log_args(args: Mapping[str, Any], mapper: ArgsMapper | None) -> dict[str, str]:
+    """What a log line shows of ``args``: the mapper's pick plus typed args' log fields."""
+    if not args:
+        return {}
+    out = typed_log_args(args)
+    if mapper is not None:
+        out.update(mapper(args) or {})
+    return out
+
+
 def truncate(text: str, max_len: int) -> str:
     if len(text) <= max_len:
         return text

@@ -25,7 +25,7 @@ from ._errors import (
     StateMissingError,
 )
 from ._handlers import Binding
-from ._log import ArgsMapper, Logger, LogLevel, format_args, stdlib_logger
+from ._log import ArgsMapper, Logger, LogLevel, format_args, log_args, stdlib_logger
 from ._resolver import Resolver
 from ._result import Canceled, Executed, Queued, Result
 from ._schema import EXCEPTION, Schema, State, parse_schema
@@ -1406,9 +1406,13 @@ class Machine:
             self._logger(LogLevel(level), self._log_prefix + msg)
 
     def _fmt_args(self, args: Mapping[str, Any]) -> str:
-        if not args or self._args_mapper is None:
+        if not args:
             return ""
-        return format_args(self._args_mapper(args))
+        return format_args(log_args(args, self._args_mapper))
+
+    def log_args(self, args: Mapping[str, Any]) -> dict[str, str]:
+        """The args a log line (or a tracer) shows: typed args' log fields and the mapper's pick."""
+        return log_args(args, self._args_mapper)
 
     def _log_state(
         self, tx: Transition, exits: list[str], enters: list[str], target: list[str]
