@@ -4,7 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench bench-quick demo clean
+PIP_PYODIDE := $(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.14 \
+	--implementation py --abi none --platform any
+NODE_PYODIDE := node --experimental-wasm-stack-switching
+
+.PHONY: test lint typecheck pytest pytest-pyodide pytest-browser site testdist node chromium \
+	bench bench-quick demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: lint typecheck pytest
+test: lint typecheck pytest pytest-pyodide pytest-browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asyncmachine tests bench examples
@@ -22,7 +27,36 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/browser
+
+# the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
+pytest-pyodide: testdist
+	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser
+
+# the JS bridge in headless Chromium (Debian's /usr/bin/chromium)
+pytest-browser: site chromium
+	$(PY) -m pytest tests/browser
+
+node: package.json package-lock.json
+	@[ -d node_modules/pyodide ] || npm ci --no-audit --no-fund
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, and the bridge
+site: $(STAMP) node
+	rm -rf build/wheel build/site
+	$(PY) -m pip wheel --quiet --no-deps -w build/wheel .
+	$(PIP_PYODIDE) -r tools/pyodide-requirements.txt -d build/pywheels
+	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
+	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
+
+# build/testdist: the site's distribution plus pytest, for the suite inside Pyodide
+testdist: site
+	$(PIP_PYODIDE) -r tools/pyodide-test-requirements.txt -d build/pytestwheels
+	$(PY) tools/make_dist.py node_modules/pyodide build/testdist build/pywheels/*.whl \
+		build/wheel/*.whl build/pytestwheels/*.whl
 
 bench: $(STAMP)
 	$(PY) -m bench.run --out build/bench/results.jsonl

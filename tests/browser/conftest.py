@@ -1,0 +1,99 @@
+"""Chromium fixtures: the built site served on 127.0.0.1 and one page with the bridge loaded.
+
+These tests run on CPython only (they drive a browser); the suite inside Pyodide skips them.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "build" / "site"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGES = {"/bridge.html": Path(__file__).with_name("bridge.html")}
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the built site, plus this folder's test pages."""
+
+    def translate_path(self, path: str) -> str:
+        page = PAGES.get(path.split("?")[0])
+        return str(page) if page else super().translate_path(path)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def site_url() -> Iterator[str]:
+    if not (SITE / "pyodide" / "pyodide-lock.json").exists():
+        pytest.fail("build/site is missing: run `make site` first")
+    handler = functools.partial(_Handler, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class PageWatch:
+    """Console errors and requests that tried to leave 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.blocked: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def bridge_page(browser: Any, site_url: str) -> Iterator[tuple[Any, PageWatch]]:
+    """One page with Pyodide and the bridge loaded, shared by a module's tests."""
+    context = browser.new_context()
+    watch = PageWatch()
+
+    def route(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "data:")):
+            route.continue_()
+        else:
+            watch.blocked.append(url)
+            route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda msg: msg.type == "error" and watch.errors.append(msg.text))
+    page.on("pageerror", lambda err: watch.errors.append(str(err)))
+    page.goto(f"{site_url}/bridge.html")
+    page.wait_for_function(
+        "document.getElementById('status').textContent === 'ready'", timeout=60_000
+    )
+    yield page, watch
+    context.close()
+    assert watch.errors == [], f"console errors: {watch.errors}"
+    assert watch.blocked == [], f"requests left 127.0.0.1: {watch.blocked}"

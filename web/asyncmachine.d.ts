@@ -1,0 +1,132 @@
+// Type declarations for asyncmachine.mjs, the JS bridge to asyncmachine running in Pyodide.
+
+/** Executed (0), Canceled (1) or, for a queued mutation, its queue tick (>= 2). */
+export type Result = number;
+export declare const Executed: 0;
+export declare const Canceled: 1;
+
+/** One state of a schema; relation lists hold state names. */
+export interface StateDef {
+  auto?: boolean;
+  multi?: boolean;
+  require?: string[];
+  add?: string[];
+  remove?: string[];
+  after?: string[];
+  tags?: string[];
+}
+
+export type Schema = Record<string, StateDef>;
+export type Args = Record<string, unknown>;
+export type Clock = Record<string, number>;
+
+export interface MachineOptions {
+  /** Machine id; 16 random hex characters by default. */
+  id?: string;
+  /** 0 (nothing) to 5 (everything); lines go to `logger`. */
+  logLevel?: 0 | 1 | 2 | 3 | 4 | 5;
+  logger?: (level: number, message: string) => void;
+  /** Seconds a handler may run before it counts as failed. */
+  handlerTimeout?: number;
+  /** The state order for `stateNames()`, `stringAll()` and `time()`. */
+  states?: string[];
+}
+
+/** What handlers and subscribers receive about a transition. */
+export interface TransitionInfo {
+  type: "add" | "remove" | "set";
+  calledStates: string[];
+  targetStates: string[];
+  statesBefore: string[];
+  added: string[];
+  removed: string[];
+  isAuto: boolean;
+  args: Args;
+}
+
+export interface HandlerEvent extends TransitionInfo {
+  /** The handler's name, e.g. "UploadingEnter". */
+  name: string;
+  machine: AsyncMachine;
+}
+
+export interface SubscriptionInfo extends TransitionInfo {
+  activeStates: string[];
+  clock: Clock;
+}
+
+/** Handlers by name: `FooEnter`/`FooExit`/`FooBar`/`AnyEnter` may return false to cancel;
+ * `FooState`/`FooEnd`/`AnyState` run after the change. */
+export type Handlers = Record<string, (e: HandlerEvent) => boolean | void>;
+
+export declare class AsyncMachineError extends Error {
+  /** The Python exception type, e.g. "StateMissingError". */
+  pythonType: string;
+  constructor(type: string, message: string);
+}
+
+export declare class AsyncMachine {
+  readonly id: string;
+  readonly isDisposed: boolean;
+
+  add(states: string[], args?: Args): Result;
+  add1(state: string, args?: Args): Result;
+  remove(states: string[], args?: Args): Result;
+  remove1(state: string, args?: Args): Result;
+  set(states: string[], args?: Args): Result;
+  toggle(states: string[], args?: Args): Result;
+  toggle1(state: string, args?: Args): Result;
+  addErr(error: unknown, args?: Args): Result;
+  addErrState(state: string, error: unknown, args?: Args): Result;
+  canAdd(states: string[], args?: Args): Result;
+  canAdd1(state: string, args?: Args): Result;
+  canRemove(states: string[], args?: Args): Result;
+  canRemove1(state: string, args?: Args): Result;
+
+  is(states: string[]): boolean;
+  is1(state: string): boolean;
+  not(states: string[]): boolean;
+  not1(state: string): boolean;
+  any(...lists: string[][]): boolean;
+  any1(...states: string[]): boolean;
+  has1(state: string): boolean;
+  tick(state: string): number;
+  clock(states?: string[]): Clock;
+  time(states?: string[]): number[];
+  activeStates(states?: string[]): string[];
+  stateNames(): string[];
+  string(): string;
+  stringAll(): string;
+  inspect(states?: string[]): string;
+  queueTick(): number;
+  isErr(): boolean;
+  err(): { type: string; message: string } | null;
+  log(message: string): void;
+
+  when(states: string[]): Promise<void>;
+  when1(state: string): Promise<void>;
+  whenNot(states: string[]): Promise<void>;
+  whenNot1(state: string): Promise<void>;
+  whenTicks(state: string, n: number): Promise<void>;
+  whenTime(states: string[], times: number[]): Promise<void>;
+  whenTime1(state: string, tick: number): Promise<void>;
+  whenArgs(state: string, args: Args): Promise<void>;
+  whenErr(): Promise<void>;
+  whenQueue(tick: number): Promise<void>;
+
+  subscribe(fn: (info: SubscriptionInfo) => void): () => void;
+  bind(handlers: Handlers | object): () => void;
+  resources(): number;
+  dispose(): void;
+}
+
+export declare class Asyncmachine {
+  readonly pyodide: unknown;
+  readonly version: string;
+  machine(schema: Schema, opts?: MachineOptions): AsyncMachine;
+}
+
+export declare function loadAsyncmachine(options: {
+  indexURL?: string;
+  pyodide?: unknown;
+}): Promise<Asyncmachine>;
