@@ -29,8 +29,8 @@ from ._log import ArgsMapper, Logger, LogLevel, format_args, log_args, stdlib_lo
 from ._resolver import Resolver
 from ._result import Canceled, Executed, Queued, Result
 from ._schema import EXCEPTION, Schema, State, parse_schema
-from ._subscriptions import Query, Subscriptions
-from ._time import Time, next_active_in
+from ._subscriptions import Subscriptions
+from ._time import Time
 from ._transition import (
     ERR_ARGS_KEY,
     ErrArgs,
@@ -41,6 +41,7 @@ from ._transition import (
     PanicInfo,
     Transition,
 )
+from ._view import ClockView
 from ._waiter import Waiter, cancelled_waiter, resolved_waiter
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class _Breakpoint:
         self.strict = strict
 
 
-class Machine:
+class Machine(ClockView):
     """A clock-based multi-state machine (see the package docs and ``docs/decisions.md``)."""
 
     def __init__(
@@ -184,10 +185,6 @@ class Machine:
             self._log(_CHANGES, f"[resolver] relation error: state {cycle} has a Require cycle")
 
     # ------------------------------------------------------------------ properties
-
-    @property
-    def id(self) -> str:
-        return self._id
 
     @property
     def parent_id(self) -> str | None:
@@ -342,24 +339,6 @@ class Machine:
         self, e: Event, state: str, err: BaseException | None, args: dict[str, Any] | None = None
     ) -> Result:
         return self.add_err_state(state, err, args, _source=_source(e))
-
-    def _called(self, states: Sequence[str]) -> list[str]:
-        if isinstance(states, str):
-            raise TypeError(
-                f"states must be a list of state names, got the string {states!r} "
-                "(use the *1 variant for a single state)"
-            )
-        called = list(dict.fromkeys(states))
-        schema = self._schema
-        for s in called:
-            if s not in schema:
-                raise StateMissingError([x for x in called if x not in schema], self._id)
-        return called
-
-    def _called1(self, state: str) -> list[str]:
-        if state not in self._schema:
-            raise StateMissingError([state], self._id)
-        return [state]
 
     def _mutate(
         self,
@@ -944,118 +923,6 @@ class Machine:
 
     # ------------------------------------------------------------------ checking
 
-    def is_(self, states: Sequence[str]) -> bool:
-        """All ``states`` are active (an unknown name is simply not active)."""
-        active = self._active_set
-        for s in states:
-            if s not in active:
-                if s not in self._schema:
-                    self._log(_DECISIONS, f"[is] state {s} not found")
-                return False
-        return True
-
-    def is1(self, state: str) -> bool:
-        return state in self._active_set
-
-    def not_(self, states: Sequence[str]) -> bool:
-        """None of ``states`` is active; unknown names raise ``StateMissingError``."""
-        called = self._called(states)
-        return not any(s in self._active_set for s in called)
-
-    def not1(self, state: str) -> bool:
-        self._called1(state)
-        return state not in self._active_set
-
-    def any(self, *lists: Sequence[str]) -> bool:
-        """Some list is fully active."""
-        return any(self.is_(states) for states in lists)
-
-    def any1(self, *states: str) -> bool:
-        """Some single state is active."""
-        return any(s in self._active_set for s in states)
-
-    def has(self, states: Sequence[str]) -> bool:
-        """All names are in the schema."""
-        if self._disposed:
-            return False
-        return all(s in self._schema for s in states)
-
-    def has1(self, state: str) -> bool:
-        return not self._disposed and state in self._schema
-
-    def switch(self, *groups: Sequence[str]) -> str:
-        """The first active state, scanning the groups in order; ``""`` if none."""
-        for group in groups:
-            for s in group:
-                if s in self._active_set:
-                    return s
-        return ""
-
-    def active_states(self, states: Sequence[str] | None = None) -> list[str]:
-        if states is None:
-            return list(self._active)
-        return [s for s in states if s in self._active_set]
-
-    def state_names(self) -> list[str]:
-        return list(self._names)
-
-    def index1(self, state: str) -> int:
-        if self._disposed:
-            return -1
-        return self._index.get(state, -1)
-
-    def index(self, states: Sequence[str]) -> list[int]:
-        return [self.index1(s) for s in states]
-
-    def tick(self, state: str) -> int:
-        if self._disposed:
-            return 0
-        return self._clock.get(state, 0)
-
-    def time(self, states: Sequence[str] | None = None) -> Time:
-        """Ticks of ``states`` (default: all, in ``state_names()`` order)."""
-        if self._disposed:
-            return Time()
-        clock = self._clock
-        return Time(clock.get(s, 0) for s in (self._names if states is None else states))
-
-    def clock(self, states: Sequence[str] | None = None) -> dict[str, int]:
-        if self._disposed:
-            return {}
-        clock = self._clock
-        return {s: clock.get(s, 0) for s in (self._names if states is None else states)}
-
-    def is_time(self, time: Sequence[int], states: Sequence[str] | None = None) -> bool:
-        """True when nothing in ``states`` ticked since ``time`` was read."""
-        if self._disposed:
-            return False
-        names = self._names if states is None else states
-        if len(names) != len(time):
-            return False
-        return all(self._clock.get(s, -1) == t for s, t in zip(names, time, strict=True))
-
-    def is_clock(self, clock: Mapping[str, int]) -> bool:
-        """True when no state in ``clock`` ticked since it was read."""
-        if self._disposed:
-            return False
-        return all(self._clock.get(s, -1) == t for s, t in clock.items())
-
-    def was_clock(self, clock: Mapping[str, int]) -> bool:
-        """True when every state in ``clock`` is at that tick or later."""
-        if self._disposed:
-            return False
-        return all(self._clock.get(s, -1) >= t for s, t in clock.items())
-
-    def was_time(self, time: Sequence[int], states: Sequence[str] | None = None) -> bool:
-        """True when every state in ``states`` is at its tick in ``time`` or later."""
-        if self._disposed:
-            return False
-        names = self._names if states is None else states
-        return all(self._clock.get(s, -1) >= t for s, t in zip(names, time, strict=False))
-
-    def queue_tick(self) -> int:
-        return self._queue_tick
-
     def machine_tick(self) -> int:
         return self._machine_tick
 
@@ -1064,9 +931,6 @@ class Machine:
 
     def queue(self) -> list[Mutation]:
         return list(self._queue)
-
-    def is_err(self) -> bool:
-        return EXCEPTION in self._active_set
 
     def err(self) -> BaseException | None:
         """The last error added, even after ``Exception`` was removed."""
@@ -1122,40 +986,6 @@ class Machine:
 
     # ------------------------------------------------------------------ inspection
 
-    def string(self) -> str:
-        """Active states with ticks: ``(A:1 B:3)``."""
-        if self._disposed:
-            return ""
-        clock, active = self._clock, self._active_set
-        return "(" + " ".join(f"{s}:{clock[s]}" for s in self._names if s in active) + ")"
-
-    def string_all(self) -> str:
-        """Active, then inactive states with ticks: ``(A:1 B:3) [C:0 Exception:0]``."""
-        if self._disposed:
-            return ""
-        clock, active = self._clock, self._active_set
-        inactive = " ".join(f"{s}:{clock[s]}" for s in self._names if s not in active)
-        return f"{self.string()} [{inactive}]"
-
-    def inspect(self, states: Sequence[str] | None = None) -> str:
-        """A multi-line dump of states, ticks and relations (§11)."""
-        if self._disposed:
-            return ""
-        lines: list[str] = []
-        for name in self._names if states is None else states:
-            state = self._schema[name]
-            lines.append(f"{1 if name in self._active_set else 0} {name}")
-            lines.append(f"    |Tick     {self._clock[name]}")
-            if state.auto:
-                lines.append("    |Auto     true")
-            if state.multi:
-                lines.append("    |Multi    true")
-            for rel in ("add", "require", "remove", "after"):
-                value = getattr(state, rel)
-                if value:
-                    lines.append(f"    |{rel.capitalize():<9}{' '.join(value)}")
-        return "".join(line + "\n" for line in lines)
-
     def verify_states(self, names: Sequence[str]) -> None:
         """Check ``names`` against the schema and adopt their order for ``state_names()``."""
         if self._disposed:
@@ -1199,100 +1029,12 @@ class Machine:
 
     # ------------------------------------------------------------------ subscriptions
 
-    def _ctx_ok(self, ctx: Ctx | None) -> bool:
-        return not self._disposed and (ctx is None or not ctx.done())
-
-    def when(self, states: Sequence[str], ctx: Ctx | None = None) -> Waiter:
-        """Resolved once all ``states`` are active."""
-        if len(states) == 1 and not isinstance(states, str):
-            return self.when1(states[0], ctx)
-        if not self._ctx_ok(ctx):
-            return cancelled_waiter()
-        called = self._called(states)
-        if self._active_set.issuperset(called):
-            return resolved_waiter()
-        key = ("when", frozenset(called), ctx)
-        return self._subs.reuse(key) or self._subs.add_when(called, ctx, key, negate=False)
-
-    def when1(self, state: str, ctx: Ctx | None = None) -> Waiter:
-        if self._disposed or (ctx is not None and ctx.done()):
-            return cancelled_waiter()
-        if state in self._active_set:
-            return resolved_waiter()
-        if state not in self._schema:
-            raise StateMissingError([state], self._id)
-        key = ("when", state, ctx)
-        subs = self._subs
-        return subs.keys.get(key) or subs.add_when((state,), ctx, key, negate=False)
-
-    def when_not(self, states: Sequence[str], ctx: Ctx | None = None) -> Waiter:
-        """Resolved once none of ``states`` is active."""
-        if not self._ctx_ok(ctx):
-            return cancelled_waiter()
-        called = self._called(states)
-        if not any(s in self._active_set for s in called):
-            return resolved_waiter()
-        key = ("not", frozenset(called), ctx)
-        return self._subs.reuse(key) or self._subs.add_when(called, ctx, key, negate=True)
-
-    def when_not1(self, state: str, ctx: Ctx | None = None) -> Waiter:
-        return self.when_not([state], ctx)
-
-    def when_err(self, ctx: Ctx | None = None) -> Waiter:
-        return self.when1(EXCEPTION, ctx)
-
-    def when_time(
-        self, states: Sequence[str], times: Sequence[int], ctx: Ctx | None = None
-    ) -> Waiter:
-        """Resolved once ``tick(states[i]) >= times[i]`` for every i."""
-        if len(states) != len(times) or not states:
-            raise ValueError(
-                f"when_time: states and times must have the same length ({' '.join(states)}) > 0"
-            )
-        if not self._ctx_ok(ctx):
-            return cancelled_waiter()
-        called = self._called(states)
-        if len(called) != len(states):
-            raise ValueError("when_time: duplicate states")
-        clock = self._clock
-        if all(clock[s] >= t for s, t in zip(called, times, strict=True)):
-            return resolved_waiter()
-        key = ("time", tuple(called), tuple(times), ctx)
-        return self._subs.reuse(key) or self._subs.add_time(called, times, ctx, key)
-
-    def when_time1(self, state: str, tick: int, ctx: Ctx | None = None) -> Waiter:
-        return self.when_time([state], [tick], ctx)
-
-    def when_ticks(self, state: str, n: int, ctx: Ctx | None = None) -> Waiter:
-        """Resolved once ``state`` ticked ``n`` more times from now."""
-        self._called1(state)
-        return self.when_time([state], [self._clock[state] + n], ctx)
-
-    def when_next_active(self, state: str, ctx: Ctx | None = None) -> Waiter:
-        """Resolved on the next activation, not the current one."""
-        self._called1(state)
-        return self.when_ticks(state, next_active_in(self._clock[state]), ctx)
-
     def when_args(self, state: str, args: Mapping[str, Any], ctx: Ctx | None = None) -> Waiter:
         """Resolved when ``state`` is entered by a mutation whose args include ``args``."""
         if not self._ctx_ok(ctx):
             return cancelled_waiter()
         self._called1(state)
         return self._subs.add_args(state, args, ctx)
-
-    def when_query(self, fn: Query, ctx: Ctx | None = None) -> Waiter:
-        """Resolved after a transition when ``fn(clock)`` is true (not checked at creation)."""
-        if not self._ctx_ok(ctx):
-            return cancelled_waiter()
-        return self._subs.add_query(fn, ctx)
-
-    def when_queue(self, tick: int) -> Waiter:
-        """Resolved once the queue tick reaches ``tick`` (e.g. a queued mutation's result)."""
-        if self._disposed:
-            return cancelled_waiter()
-        if self._queue_tick >= tick:
-            return resolved_waiter()
-        return self._subs.add_queue(tick)
 
     def when_queue_ends(self) -> Waiter:
         """Resolved when the current queue run finishes; at once when idle."""
