@@ -4,6 +4,9 @@ Everything crosses the boundary as JSON text plus one JS callback per machine, s
 just two Pyodide proxies per machine (destroyed on ``dispose()``) and Python holds one JS function
 (dropped on ``dispose()``): nothing to leak, and no Pyodide-specific imports here, so the bridge is
 tested on CPython with a Python callback in place of the JS one.
+
+``Bridge`` serves reads and waits from any clock (a local machine or a remote mirror);
+``MachineBridge`` adds a local machine's mutations, handlers and subscriptions.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ._machine import Machine
 from ._schema import schema_from_dict
 from ._tracer import Tracer
 from ._transition import ErrArgs, Event, Transition
+from ._view import ClockView
 from ._waiter import Waiter
 
 Notify = Callable[[str, str, str], Any]
@@ -44,6 +48,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_jsonable, separators=(",", ":"))
 
 
+def error_envelope(err: BaseException) -> str:
+    return dumps({"error": {"type": type(err).__name__, "message": str(err)}})
+
+
 def transition_info(tx: Transition) -> dict[str, Any]:
     """What the page sees of a transition."""
     return {
@@ -58,52 +66,15 @@ def transition_info(tx: Transition) -> dict[str, Any]:
     }
 
 
-class _Subscribers(Tracer):
-    """Reports every accepted transition to the page's ``subscribe()`` callbacks, in order."""
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self.ids: list[str] = []
-
-    def transition_end(self, tx: Transition) -> None:
-        if not tx.is_accepted or tx.mutation.is_check:
-            return
-        mach = self.bridge.machine
-        info = transition_info(tx)
-        info["activeStates"] = mach.active_states()
-        info["clock"] = mach.clock()
-        payload = dumps(info)
-        for sub_id in list(self.ids):
-            self.bridge.notify("subscribe", sub_id, payload)
-
-
 class Bridge:
-    """One machine, driven by JSON calls from the page."""
+    """Reads and waits of one clock, driven by JSON calls from the page."""
 
-    def __init__(self, schema_json: str, opts_json: str, notify: Notify) -> None:
-        opts = json.loads(opts_json) if opts_json else {}
-        schema = schema_from_dict(json.loads(schema_json))
+    def __init__(self, view: ClockView, notify: Notify) -> None:
+        self.view = view
         self.notify: Notify = notify
-        logger = None
-        if opts.get("log"):
-
-            def logger(level: LogLevel, msg: str) -> None:
-                notify("log", str(int(level)), dumps(msg))
-
-        self.machine = Machine(
-            schema,
-            id=opts.get("id"),
-            log_level=LogLevel(int(opts.get("logLevel", 0))),
-            logger=logger,
-            handler_timeout=opts.get("handlerTimeout"),
-        )
-        if opts.get("states"):
-            self.machine.verify_states(opts["states"])
-        self._subscribers = _Subscribers(self)
+        self.subscribers: list[str] = []
         self._waiters: dict[str, Waiter] = {}
-        self._methods: dict[str, Callable[..., Any]] = self._table()
-
-    # -------------------------------------------------------------- the page's entry point
+        self._methods: dict[str, Callable[..., Any]] = self._reads()
 
     def call(self, method: str, params_json: str) -> str:
         """Run ``method`` with JSON params; answer ``{"ok": value}`` or ``{"error": {...}}``."""
@@ -116,68 +87,45 @@ class Bridge:
                 raise BridgeError("params must be a JSON array")
             result = fn(*params)
         except Exception as err:
-            return dumps({"error": {"type": type(err).__name__, "message": str(err)}})
+            return error_envelope(err)
         return dumps({"ok": result})
 
     def resources(self) -> int:
         """JS callbacks this bridge still refers to (pending waiters, subscribers, bindings)."""
-        return len(self._waiters) + len(self._subscribers.ids) + len(self.machine.handlers())
+        return len(self._waiters) + len(self.subscribers)
 
-    # -------------------------------------------------------------- methods
-
-    def _table(self) -> dict[str, Callable[..., Any]]:
-        m = self.machine
+    def _reads(self) -> dict[str, Callable[..., Any]]:
+        v = self.view
         return {
-            "id": lambda: m.id,
-            "add": lambda states, args=None: int(m.add(states, _args(args))),
-            "add1": lambda state, args=None: int(m.add1(state, _args(args))),
-            "remove": lambda states, args=None: int(m.remove(states, _args(args))),
-            "remove1": lambda state, args=None: int(m.remove1(state, _args(args))),
-            "set": lambda states, args=None: int(m.set(states, _args(args))),
-            "toggle": lambda states, args=None: int(m.toggle(states, _args(args))),
-            "toggle1": lambda state, args=None: int(m.toggle1(state, _args(args))),
-            "addErr": lambda message, args=None: int(m.add_err(PageError(message), _args(args))),
-            "addErrState": lambda state, message, args=None: int(
-                m.add_err_state(state, PageError(message), _args(args))
-            ),
-            "canAdd": lambda states, args=None: int(m.can_add(states, _args(args))),
-            "canAdd1": lambda state, args=None: int(m.can_add1(state, _args(args))),
-            "canRemove": lambda states, args=None: int(m.can_remove(states, _args(args))),
-            "canRemove1": lambda state, args=None: int(m.can_remove1(state, _args(args))),
-            "is": lambda states: m.is_(states),
-            "is1": lambda state: m.is1(state),
-            "not": lambda states: m.not_(states),
-            "not1": lambda state: m.not1(state),
-            "any": lambda *lists: m.any(*lists),
-            "any1": lambda *states: m.any1(*states),
-            "has1": lambda state: m.has1(state),
-            "tick": lambda state: m.tick(state),
-            "clock": lambda states=None: m.clock(states),
-            "time": lambda states=None: list(m.time(states)),
-            "activeStates": lambda states=None: m.active_states(states),
-            "stateNames": m.state_names,
-            "string": m.string,
-            "stringAll": m.string_all,
-            "inspect": lambda states=None: m.inspect(states),
-            "queueTick": m.queue_tick,
-            "isErr": m.is_err,
-            "err": lambda: None if m.err() is None else _jsonable(m.err()),
-            "isDisposed": lambda: m.is_disposed,
-            "log": m.log,
-            "when": lambda states, wid: self._wait(wid, m.when(states)),
-            "when1": lambda state, wid: self._wait(wid, m.when1(state)),
-            "whenNot": lambda states, wid: self._wait(wid, m.when_not(states)),
-            "whenNot1": lambda state, wid: self._wait(wid, m.when_not1(state)),
-            "whenTicks": lambda state, n, wid: self._wait(wid, m.when_ticks(state, n)),
-            "whenTime": lambda states, times, wid: self._wait(wid, m.when_time(states, times)),
-            "whenTime1": lambda state, tick, wid: self._wait(wid, m.when_time1(state, tick)),
-            "whenArgs": lambda state, args, wid: self._wait(wid, m.when_args(state, args)),
-            "whenErr": lambda wid: self._wait(wid, m.when_err()),
-            "whenQueue": lambda tick, wid: self._wait(wid, m.when_queue(tick)),
+            "id": lambda: v.id,
+            "is": lambda states: v.is_(states),
+            "is1": lambda state: v.is1(state),
+            "not": lambda states: v.not_(states),
+            "not1": lambda state: v.not1(state),
+            "any": lambda *lists: v.any(*lists),
+            "any1": lambda *states: v.any1(*states),
+            "has1": lambda state: v.has1(state),
+            "tick": lambda state: v.tick(state),
+            "clock": lambda states=None: v.clock(states),
+            "time": lambda states=None: list(v.time(states)),
+            "activeStates": lambda states=None: v.active_states(states),
+            "stateNames": v.state_names,
+            "string": v.string,
+            "stringAll": v.string_all,
+            "inspect": lambda states=None: v.inspect(states),
+            "queueTick": v.queue_tick,
+            "isErr": v.is_err,
+            "when": lambda states, wid: self._wait(wid, v.when(states)),
+            "when1": lambda state, wid: self._wait(wid, v.when1(state)),
+            "whenNot": lambda states, wid: self._wait(wid, v.when_not(states)),
+            "whenNot1": lambda state, wid: self._wait(wid, v.when_not1(state)),
+            "whenTicks": lambda state, n, wid: self._wait(wid, v.when_ticks(state, n)),
+            "whenTime": lambda states, times, wid: self._wait(wid, v.when_time(states, times)),
+            "whenTime1": lambda state, tick, wid: self._wait(wid, v.when_time1(state, tick)),
+            "whenErr": lambda wid: self._wait(wid, v.when_err()),
+            "whenQueue": lambda tick, wid: self._wait(wid, v.when_queue(tick)),
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
-            "bind": self._bind,
-            "unbind": self._unbind,
             "resources": self.resources,
             "dispose": self._dispose,
         }
@@ -196,19 +144,117 @@ class Bridge:
         waiter.add_done_callback(done)
 
     def _subscribe(self, sub_id: str) -> None:
-        subs = self._subscribers
-        if not subs.ids:
-            self.machine.bind_tracer(subs)
-        subs.ids.append(str(sub_id))
+        self.subscribers.append(str(sub_id))
 
     def _unsubscribe(self, sub_id: str) -> bool:
-        subs = self._subscribers
-        if str(sub_id) not in subs.ids:
+        if str(sub_id) not in self.subscribers:
             return False
-        subs.ids.remove(str(sub_id))
-        if not subs.ids:
-            self.machine.detach_tracer(subs)
+        self.subscribers.remove(str(sub_id))
         return True
+
+    def publish(self, info: dict[str, Any]) -> None:
+        """Send a change to every subscriber, in subscription order."""
+        if not self.subscribers:
+            return
+        v = self.view
+        info["activeStates"] = v.active_states()
+        info["clock"] = v.clock()
+        payload = dumps(info)
+        for sub_id in list(self.subscribers):
+            self.notify("subscribe", sub_id, payload)
+
+    def _dispose(self) -> None:
+        """Pending waiters end cancelled (the subclass disposes the clock), then forget the page."""
+        self._waiters.clear()
+        self.subscribers.clear()
+        self.notify = _disposed_notify
+
+
+class _Publisher(Tracer):
+    """Publishes a local machine's accepted transitions to the bridge's subscribers."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def transition_end(self, tx: Transition) -> None:
+        if tx.is_accepted and not tx.mutation.is_check:
+            self.bridge.publish(transition_info(tx))
+
+
+class MachineBridge(Bridge):
+    """A local machine: reads, waits, subscriptions and, when ``writable``, mutations and JS
+    handlers."""
+
+    def __init__(self, machine: Machine, notify: Notify, writable: bool = True) -> None:
+        super().__init__(machine, notify)
+        self.machine = machine
+        self._publisher = _Publisher(self)
+        self._owned = writable
+        if not writable:
+            return
+        m = machine
+        self._methods.update(
+            {
+                "add": lambda states, args=None: int(m.add(states, page_args(args))),
+                "add1": lambda state, args=None: int(m.add1(state, page_args(args))),
+                "remove": lambda states, args=None: int(m.remove(states, page_args(args))),
+                "remove1": lambda state, args=None: int(m.remove1(state, page_args(args))),
+                "set": lambda states, args=None: int(m.set(states, page_args(args))),
+                "toggle": lambda states, args=None: int(m.toggle(states, page_args(args))),
+                "toggle1": lambda state, args=None: int(m.toggle1(state, page_args(args))),
+                "addErr": lambda msg, args=None: int(m.add_err(PageError(msg), page_args(args))),
+                "addErrState": lambda state, msg, args=None: int(
+                    m.add_err_state(state, PageError(msg), page_args(args))
+                ),
+                "canAdd": lambda states, args=None: int(m.can_add(states, page_args(args))),
+                "canAdd1": lambda state, args=None: int(m.can_add1(state, page_args(args))),
+                "canRemove": lambda states, args=None: int(m.can_remove(states, page_args(args))),
+                "canRemove1": lambda state, args=None: int(m.can_remove1(state, page_args(args))),
+                "err": lambda: None if m.err() is None else _jsonable(m.err()),
+                "log": m.log,
+                "whenArgs": lambda state, args, wid: self._wait(wid, m.when_args(state, args)),
+                "bind": self._bind,
+                "unbind": self._unbind,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, schema_json: str, opts_json: str, notify: Notify) -> MachineBridge:
+        """A new machine from the page's JSON schema and options."""
+        opts = json.loads(opts_json) if opts_json else {}
+        if not isinstance(opts, dict):
+            raise BridgeError("options must be an object")
+        page: list[Notify] = [notify]
+
+        def logger(level: LogLevel, msg: str) -> None:
+            page[0]("log", str(int(level)), dumps(msg))
+
+        machine = Machine(
+            schema_from_dict(json.loads(schema_json)),
+            id=opts.get("id"),
+            log_level=LogLevel(int(opts.get("logLevel", 0))),
+            logger=logger if opts.get("log") else None,
+            handler_timeout=opts.get("handlerTimeout"),
+        )
+        if opts.get("states"):
+            machine.verify_states(opts["states"])
+        bridge = cls(machine, notify)
+        page[0] = lambda *a: bridge.notify(*a)  # follows the bridge (silenced on dispose)
+        return bridge
+
+    def resources(self) -> int:
+        return super().resources() + len(self.machine.handlers())
+
+    def _subscribe(self, sub_id: str) -> None:
+        if not self.subscribers:
+            self.machine.bind_tracer(self._publisher)
+        super()._subscribe(sub_id)
+
+    def _unsubscribe(self, sub_id: str) -> bool:
+        removed = super()._unsubscribe(sub_id)
+        if removed and not self.subscribers:
+            self.machine.detach_tracer(self._publisher)
+        return removed
 
     def _bind(self, binding_id: str, names: Sequence[str]) -> str:
         """Bind the page's handlers by name; each call goes through ``notify("handler", ...)``."""
@@ -217,16 +263,14 @@ class Bridge:
             raise BridgeError(f"binding {binding_id} already exists")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise BridgeError("handler names must be a list of strings")
-        handlers = {name: self._handler(binding_id, name) for name in names}
+        handlers = {name: self._handler(binding_id) for name in names}
         return self.machine.bind_handlers(handlers, id=binding_id)
 
-    def _handler(self, binding_id: str, name: str) -> Callable[[Event], Any]:
-        notify = self.notify
-
+    def _handler(self, binding_id: str) -> Callable[[Event], Any]:
         def handler(e: Event) -> Any:
             info = transition_info(e.transition)
             info["name"] = e.name
-            return notify("handler", binding_id, dumps(info))
+            return self.notify("handler", binding_id, dumps(info))
 
         return handler
 
@@ -234,22 +278,23 @@ class Bridge:
         self.machine.detach_handlers(str(binding_id))
 
     def _dispose(self) -> None:
-        """Dispose the machine (pending waiters end cancelled), then forget the page."""
-        self.machine.dispose()
-        self._waiters.clear()
-        self._subscribers.ids.clear()
-        self.notify = _disposed_notify
+        if self._owned:
+            self.machine.dispose()
+        elif self.subscribers:
+            self.machine.detach_tracer(self._publisher)
+        super()._dispose()
 
 
-def new_bridge(schema_json: str, opts_json: str, notify: Notify) -> Bridge | str:
-    """A bridge, or the JSON error envelope when the schema or options are invalid."""
+def new_bridge(schema_json: str, opts_json: str, notify: Notify) -> MachineBridge | str:
+    """A local machine's bridge, or the JSON error envelope when the schema or options are bad."""
     try:
-        return Bridge(schema_json, opts_json, notify)
+        return MachineBridge.from_json(schema_json, opts_json, notify)
     except Exception as err:
-        return dumps({"error": {"type": type(err).__name__, "message": str(err)}})
+        return error_envelope(err)
 
 
-def _args(args: Any) -> dict[str, Any] | None:
+def page_args(args: Any) -> dict[str, Any] | None:
+    """Mutation args from the page: an object, or nothing."""
     if args is None:
         return None
     if not isinstance(args, dict):

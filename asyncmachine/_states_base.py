@@ -44,10 +44,9 @@ def _own_names(cls: type) -> list[str]:
 
 
 def _collect(cls: type) -> None:
-    names: list[str] = []
-    for base in reversed(cls.__mro__[1:]):
-        names.extend(getattr(base, "_names", ()) if base is not StatesBase else ())
-    names = ["Exception", *names]
+    names = ["Exception"]
+    for base in cls.__bases__:  # left to right, each with its own inherited names first
+        names.extend(getattr(base, "_names", ()))
     for name in _own_names(cls):
         setattr(cls, name, name)
         names.append(name)

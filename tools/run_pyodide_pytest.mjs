@@ -7,6 +7,12 @@
 // tests; asyncmachine itself is imported from the installed wheel, i.e. what ships.
 import path from "node:path";
 import { loadPyodide } from "pyodide";
+import { WebSocket } from "ws";
+
+// Node 20 has no global WebSocket; the Pyodide RPC client needs one
+globalThis.WebSocket ??= WebSocket;
+// AM_TEST_* variables reach the tests (e.g. the URL of a server started by a CPython test)
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("AM_TEST_")));
 
 const [dist, project, ...pytestArgs] = process.argv.slice(2);
 if (!dist || !project) {
@@ -17,7 +23,7 @@ if (!dist || !project) {
 const started = performance.now();
 let rc = 3;
 try {
-  const pyodide = await loadPyodide({ indexURL: path.resolve(dist) + path.sep });
+  const pyodide = await loadPyodide({ indexURL: path.resolve(dist) + path.sep, env });
   const loaded = performance.now();
   await pyodide.loadPackage(["asyncmachine", "pytest", "pytest-asyncio", "hypothesis"], {
     messageCallback: () => {},

@@ -40,27 +40,56 @@ export class Asyncmachine {
   constructor(pyodide) {
     this.pyodide = pyodide;
     this._module = pyodide.pyimport("asyncmachine._bridge");
+    this._rpc = null;
     this.version = pyodide.runPython("import asyncmachine; asyncmachine.__version__");
   }
 
-  /** A machine from a JSON schema: `{Foo: {auto: true, require: ["Bar"]}}`. */
-  machine(schema, opts = {}) {
-    return new AsyncMachine(this._module, schema, opts);
+  /** A local machine from a JSON schema: `{Foo: {auto: true, require: ["Bar"]}}`. */
+  machine(schema, { logger, ...opts } = {}) {
+    const machine = new AsyncMachine({ logger });
+    const pyOpts = JSON.stringify({ ...opts, log: Boolean(logger) });
+    machine._attach(this._module.new_bridge(JSON.stringify(schema), pyOpts, machine._notifier));
+    return machine;
+  }
+
+  /** A machine hosted by a Python server (`asyncmachine.rpc.Server`), mirrored in this page.
+   * It has the same methods; mutations return Promises of the server's result, and
+   * `connection` is the connection's own machine (`Ready`, `Disconnected`, ...). */
+  async connect(url, { id, token, clientId, timeout, backoff } = {}) {
+    this._rpc ??= this.pyodide.pyimport("asyncmachine.rpc._jsbridge");
+    const machine = new AsyncMachine({ remote: true });
+    const opts = JSON.stringify({ id, token, clientId, timeout, backoff });
+    const pending = this._rpc.connect_bridge(String(url), opts, machine._notifier);
+    let bridge;
+    try {
+      bridge = await pending;
+    } finally {
+      pending.destroy();
+    }
+    machine._attach(bridge);
+    const connection = new AsyncMachine({});
+    connection._attach(bridge.connection(connection._notifier));
+    machine.connection = connection;
+    return machine;
   }
 }
 
 let nextId = 0;
 
-/** A machine with the api.md surface in camelCase. */
+/** A machine with the api.md surface in camelCase (local, or remote when made by `connect`). */
 export class AsyncMachine {
-  constructor(module, schema, { logger, ...opts } = {}) {
+  constructor({ logger, remote = false } = {}) {
     this._waiters = new Map();
     this._subscribers = new Map();
     this._bindings = new Map();
     this._logger = logger;
-    const notify = (kind, id, payload) => this._notify(kind, id, payload);
-    const pyOpts = { ...opts, log: Boolean(logger) };
-    const bridge = module.new_bridge(JSON.stringify(schema), JSON.stringify(pyOpts), notify);
+    this._remote = remote;
+    this._bridge = this._call = null;
+    this._notifier = (kind, id, payload) => this._notify(kind, id, payload);
+    this.connection = null;
+  }
+
+  _attach(bridge) {
     if (typeof bridge === "string") {
       const { error } = JSON.parse(bridge);
       throw new AsyncMachineError(error.type, error.message);
@@ -70,14 +99,20 @@ export class AsyncMachine {
     this.id = this._invoke("id");
   }
 
+  /** True for a machine mirrored from a server. */
+  get isRemote() { return this._remote; }
+
   // ---- mutations: each returns Executed (0), Canceled (1) or a queue tick (>= 2)
-  add(states, args) { return this._invoke("add", states, args ?? null); }
-  add1(state, args) { return this._invoke("add1", state, args ?? null); }
-  remove(states, args) { return this._invoke("remove", states, args ?? null); }
-  remove1(state, args) { return this._invoke("remove1", state, args ?? null); }
-  set(states, args) { return this._invoke("set", states, args ?? null); }
-  toggle(states, args) { return this._invoke("toggle", states, args ?? null); }
-  toggle1(state, args) { return this._invoke("toggle1", state, args ?? null); }
+  // (remote machines return Promises of the same numbers: `await` works for both)
+  add(states, args) { return this._mutate("add", states, args); }
+  add1(state, args) { return this._mutate("add1", state, args); }
+  remove(states, args) { return this._mutate("remove", states, args); }
+  remove1(state, args) { return this._mutate("remove1", state, args); }
+  set(states, args) { return this._mutate("set", states, args); }
+  toggle(states, args) { return this._mutate("toggle", states, args); }
+  toggle1(state, args) { return this._mutate("toggle1", state, args); }
+  /** Remote only: fetch a full snapshot from the server. */
+  sync() { return this._later("sync"); }
   addErr(error, args) { return this._invoke("addErr", String(error?.message ?? error), args ?? null); }
   addErrState(state, error, args) {
     return this._invoke("addErrState", state, String(error?.message ?? error), args ?? null);
@@ -162,6 +197,7 @@ export class AsyncMachine {
   /** Dispose the machine and release every Pyodide proxy it holds. */
   dispose() {
     if (!this._bridge) return;
+    this.connection?.dispose();
     this._invoke("dispose");
     this._call.destroy();
     this._bridge.destroy();
@@ -178,8 +214,14 @@ export class AsyncMachine {
     return out.ok;
   }
 
-  _wait(method, ...params) {
-    const id = `w${++nextId}`;
+  _mutate(method, states, args) {
+    return this._remote
+      ? this._later(method, states, args ?? null)
+      : this._invoke(method, states, args ?? null);
+  }
+
+  _later(method, ...params) {
+    const id = `r${++nextId}`;
     return new Promise((resolve, reject) => {
       this._waiters.set(id, { resolve, reject });
       try {
@@ -189,6 +231,10 @@ export class AsyncMachine {
         reject(err);
       }
     });
+  }
+
+  _wait(method, ...params) {
+    return this._later(method, ...params);
   }
 
   _notify(kind, id, payload) {
@@ -202,6 +248,13 @@ export class AsyncMachine {
       this._waiters.delete(id);
       if (data.cancelled) waiter?.reject(new AsyncMachineError("CancelledError", "waiter cancelled"));
       else waiter?.resolve();
+      return undefined;
+    }
+    if (kind === "result") {
+      const waiter = this._waiters.get(id);
+      this._waiters.delete(id);
+      if (data.error) waiter?.reject(new AsyncMachineError(data.error.type, data.error.message));
+      else waiter?.resolve(data.ok);
       return undefined;
     }
     if (kind === "subscribe") {

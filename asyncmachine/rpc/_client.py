@@ -143,11 +143,21 @@ class Client:
         await self.start()
         ready = self.mach.when1(ss.Ready)
         refused = self.mach.when1(ss.ErrAuth)
-        await asyncio.wait(
-            [asyncio.ensure_future(_await(ready)), asyncio.ensure_future(_await(refused))],
-            timeout=timeout if timeout is not None else self.request_timeout,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done(_: Waiter) -> None:
+            if not settled.done():
+                settled.set_result(None)
+
+        ready.add_done_callback(done)
+        refused.add_done_callback(done)
+        try:
+            await asyncio.wait_for(settled, timeout if timeout is not None else self.request_timeout)
+        except TimeoutError:
+            pass
+        finally:
+            ready.remove_done_callback(done)
+            refused.remove_done_callback(done)
         if self.mach.is1(ss.ErrAuth):
             raise AuthError(p.E_AUTH, "authentication refused")
         if not self.mach.is1(ss.Ready):

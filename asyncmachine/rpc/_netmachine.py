@@ -3,7 +3,7 @@ sent to the server."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._result import Result
@@ -15,6 +15,9 @@ from . import _protocol as p
 
 if TYPE_CHECKING:
     from ._client import Client
+
+UpdateListener = Callable[[list[str], list[str]], None]
+"""``listener(activated, deactivated)`` after each applied update from the server."""
 
 
 class NetMachine(ClockView):
@@ -41,6 +44,7 @@ class NetMachine(ClockView):
         self._machine_tick = 0
         self._seq = 0
         self._syncing = False
+        self._listeners: list[UpdateListener] = []
 
     @property
     def client(self) -> Client:
@@ -101,6 +105,12 @@ class NetMachine(ClockView):
     async def sync(self) -> None:
         """Fetch a full snapshot now."""
         await self._client._sync(self)
+
+    def on_update(self, listener: UpdateListener) -> Callable[[], None]:
+        """Call ``listener(activated, deactivated)`` after every update that changed the clock;
+        returns the remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def when_disposed(self) -> Waiter:
         """Never resolved by the server; the mirror ends when its client closes."""
@@ -174,6 +184,9 @@ class NetMachine(ClockView):
             subs.process(activated, deactivated, ticked, self._active_set, clock, queue_tick)
         elif subs.queue_heap:
             subs.queue_reached(queue_tick)
+        if indexes:
+            for listener in list(self._listeners):
+                listener(activated, deactivated)
 
     def _dispose(self) -> None:
         """The mirror is gone (its client closed): pending waiters are cancelled."""
