@@ -113,6 +113,7 @@ def run_workload(
     rates: list[float] = []
     extras: dict[str, list[float]] = {}
     la = loadavg()
+    wall0 = time.perf_counter()
     for i in range(warmup + reps):
         gc.collect()
         timer = Timer()
@@ -138,11 +139,13 @@ def run_workload(
         median_ns_per_op=round(1e9 / med, 1),
         extra={**(extra or {}), **{k: round(statistics.median(v), 1) for k, v in extras.items()}},
     )
+    wall = time.perf_counter() - wall0
     res.extra.setdefault("loadavg_before", la)
+    res.extra["wall_s"] = round(wall, 2)
     print(
         f"  {system:<20} {workload:<4} {param:<10} n={n:<8} "
-        f"median {res.median_ops_per_sec:>12,.0f} {unit}/s "
-        f"({res.min_ops_per_sec:,.0f}..{res.max_ops_per_sec:,.0f})  load {la}",
+        f"median {res.median_ops_per_sec:>12,.1f} {unit}/s "
+        f"({res.min_ops_per_sec:,.1f}..{res.max_ops_per_sec:,.1f})  {wall:.1f} s, load {la}",
         file=log,
         flush=True,
     )
@@ -208,7 +211,7 @@ def w4_ops(k: int, count: int, seed: int = 42) -> tuple[list[W4Op], int]:
 
 def w4_names(k: int) -> list[str]:
     """The W4 state names ``S00000`` .. for ``k`` states."""
-    return ["S%05d" % i for i in range(k)]
+    return [f"S{i:05d}" for i in range(k)]
 
 
 def w4_ops_named(k: int, count: int) -> tuple[list[tuple[list[str], list[str]]], int]:

@@ -152,7 +152,9 @@ class Client:
         ready.add_done_callback(done)
         refused.add_done_callback(done)
         try:
-            await asyncio.wait_for(settled, timeout if timeout is not None else self.request_timeout)
+            await asyncio.wait_for(
+                settled, timeout if timeout is not None else self.request_timeout
+            )
         except TimeoutError:
             pass
         finally:

@@ -1,0 +1,539 @@
+"""RPC benchmarks: ``python -m bench.rpc [--quick] [--out build/bench/rpc.jsonl]``.
+
+Against a real :class:`asyncmachine.rpc.Server` on 127.0.0.1 and real clients, in one run:
+
+- ``rtt``: one client's mutation round trip (``await net.toggle1("A")``), p50/p99, and the
+  mutations/s it reaches sequentially;
+- ``fanout``: one mutation on the server's machine until the last of N subscribed mirrors shows
+  the new tick;
+- ``bytes`` / ``push``: frame bytes per client mutation (both directions) and per server-side
+  mutation pushed to one subscriber;
+- ``echo``: the floor, a bare ``websockets`` echo round trip of a mutation-sized frame, and
+  ``rtt/echo``, the ratios of the two.
+
+The server runs in this process's event loop (``inproc``: client and server share the loop) and in a
+child process (``process``: ``python -m bench.rpc --serve``, driven over its stdin and stdout), so
+the latencies are measured both ways. ``--quick`` is a smoke run of a second or so, in-process only.
+Every load targets 127.0.0.1 and ends by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from websockets.asyncio.server import Server as WsServer
+from websockets.asyncio.server import ServerConnection, serve
+
+import asyncmachine as am
+from asyncmachine.rpc import Client, NetMachine, Server, Transport
+from asyncmachine.rpc._protocol import CLOSE_NORMAL, MAX_FRAME
+from asyncmachine.rpc._transport import websockets_connector
+from bench.harness import env_info, loadavg
+
+ROOT = Path(__file__).resolve().parent.parent
+MACHINE_ID = "bench"
+MUT_FRAME = '{"t":"mut","m":"bench","op":"add","states":["A"],"key":"0123456789abcdef","id":1000}'
+"""What ``net.toggle1("A")`` sends: the echo floor bounces a frame of the same size."""
+CHILD_LIFETIME = 600.0
+"""The child server exits after this long even if nobody tells it to."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of each measurement: ``FULL`` for the report, ``QUICK`` for the smoke test."""
+
+    rtt: int
+    warmup: int
+    fanout_clients: int
+    fanout_rounds: int
+    bytes_mutations: int
+
+
+FULL = Sizes(rtt=5000, warmup=500, fanout_clients=100, fanout_rounds=50, bytes_mutations=1000)
+QUICK = Sizes(rtt=200, warmup=20, fanout_clients=10, fanout_rounds=5, bytes_mutations=50)
+
+
+# --- the server side -----------------------------------------------------------------------------
+
+
+def server_machine() -> am.Machine:
+    return am.Machine({"A": am.State(), "B": am.State(), "C": am.State()}, id=MACHINE_ID)
+
+
+def rpc_server(mach: am.Machine) -> Server:
+    # A sequential client here sends far more than the default flood limit of 500 messages/s, and
+    # heartbeats would only add frames to the byte counts.
+    return Server([mach], heartbeat=60.0, flood_rate=1e9, flood_burst=10**9)
+
+
+async def _echo(ws: ServerConnection) -> None:
+    async for frame in ws:
+        await ws.send(frame)
+
+
+async def start_echo() -> WsServer:
+    """A bare ``websockets`` echo server with the RPC server's connection settings."""
+    return await serve(
+        _echo, "127.0.0.1", 0, max_size=MAX_FRAME, ping_interval=None, compression=None
+    )
+
+
+def _url(ws_server: WsServer) -> str:
+    host, port = next(iter(ws_server.sockets)).getsockname()[:2]
+    return f"ws://{host}:{port}"
+
+
+def fire(mach: am.Machine) -> int:
+    """Toggle ``A`` on the server's machine; the ``perf_counter_ns`` taken right before."""
+    t0 = time.perf_counter_ns()
+    mach.toggle1("A")
+    return t0
+
+
+async def serve_stdio() -> None:
+    """The child of the ``process`` target: prints its URLs as one JSON line, then answers each
+    line on stdin with :func:`fire`'s timestamp, until stdin closes or ``CHILD_LIFETIME`` ends.
+
+    ``perf_counter_ns`` is the system-wide monotonic clock, so the parent can compare the stamps.
+    """
+    mach = server_machine()
+    server = rpc_server(mach)
+    await server.start()
+    echo = await start_echo()
+    print(json.dumps({"rpc": server.url, "echo": _url(echo)}), flush=True)
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        async with asyncio.timeout(CHILD_LIFETIME):
+            while await reader.readline():
+                print(fire(mach), flush=True)
+    except TimeoutError:
+        pass
+    finally:
+        echo.close()
+        await echo.wait_closed()
+        await server.stop()
+
+
+class Target(Protocol):
+    """A running RPC server plus echo server, and a way to mutate the server's machine."""
+
+    name: str
+    rpc_url: str
+    echo_url: str
+
+    async def fire(self) -> int:
+        """Toggle ``A`` on the server's machine; returns ``perf_counter_ns`` from just before."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class InProcess:
+    """Server, echo server and clients share this process's event loop."""
+
+    name = "inproc"
+
+    def __init__(self, mach: am.Machine, server: Server, echo: WsServer) -> None:
+        self.mach = mach
+        self.server = server
+        self.echo = echo
+        self.rpc_url = server.url
+        self.echo_url = _url(echo)
+
+    @classmethod
+    async def start(cls) -> InProcess:
+        mach = server_machine()
+        server = rpc_server(mach)
+        await server.start()
+        return cls(mach, server, await start_echo())
+
+    async def fire(self) -> int:
+        return fire(self.mach)
+
+    async def close(self) -> None:
+        self.echo.close()
+        await self.echo.wait_closed()
+        await self.server.stop()
+
+
+class ChildProcess:
+    """Server and echo server in a child process (:func:`serve_stdio`), with their own loop."""
+
+    name = "process"
+
+    def __init__(self, proc: asyncio.subprocess.Process, urls: dict[str, str]) -> None:
+        self.proc = proc
+        self.rpc_url = urls["rpc"]
+        self.echo_url = urls["echo"]
+
+    @classmethod
+    async def start(cls) -> ChildProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.rpc",
+            "--serve",
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            return cls(proc, json.loads(line))
+        except BaseException:
+            proc.kill()
+            await proc.wait()
+            raise
+
+    async def fire(self) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(b"fire\n")
+        await self.proc.stdin.drain()
+        return int(await self.proc.stdout.readline())
+
+    async def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+# --- counting frames ----------------------------------------------------------------------------
+
+
+def ws_header(size: int, masked: bool) -> int:
+    """Bytes of the WebSocket frame header (RFC 6455 section 5.2) for a payload of ``size``."""
+    length = 0 if size < 126 else 2 if size < 2**16 else 8
+    return 2 + length + (4 if masked else 0)
+
+
+@dataclass
+class Traffic:
+    """Frames in one direction: JSON bytes, and JSON plus WebSocket headers (``wire``)."""
+
+    frames: int = 0
+    payload: int = 0
+    wire: int = 0
+
+    def count(self, frame: str, masked: bool) -> None:
+        size = len(frame.encode())
+        self.frames += 1
+        self.payload += size
+        self.wire += size + ws_header(size, masked)
+
+    def since(self, before: Traffic) -> Traffic:
+        return Traffic(
+            self.frames - before.frames, self.payload - before.payload, self.wire - before.wire
+        )
+
+
+class CountingTransport:
+    """Wraps a client transport and counts what passes (client frames are masked)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.up = Traffic()
+        self.down = Traffic()
+
+    async def send(self, frame: str) -> None:
+        self.up.count(frame, masked=True)
+        await self.inner.send(frame)
+
+    async def recv(self) -> str:
+        frame = await self.inner.recv()
+        self.down.count(frame, masked=False)
+        return frame
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        await self.inner.close(code, reason)
+
+
+class CountingConnector:
+    """A client connector that keeps the last transport it opened, counted."""
+
+    transport: CountingTransport | None = None
+
+    async def __call__(self, url: str) -> Transport:
+        self.transport = CountingTransport(await websockets_connector(url))
+        return self.transport
+
+
+# --- measurements -------------------------------------------------------------------------------
+
+
+def percentile(sorted_ns: Sequence[int], q: float) -> float:
+    """Nearest-rank percentile, in microseconds."""
+    return round(sorted_ns[max(0, math.ceil(q * len(sorted_ns)) - 1)] / 1000, 1)
+
+
+def latency(workload: str, server: str, samples: list[int], **extra: Any) -> dict[str, Any]:
+    samples.sort()
+    return {
+        "workload": workload,
+        "server": server,
+        "n": len(samples),
+        "unit": "us",
+        "p50": percentile(samples, 0.5),
+        "p99": percentile(samples, 0.99),
+        "mean": round(statistics.fmean(samples) / 1000, 1),
+        **extra,
+    }
+
+
+async def measure_rtt(target: Target, sizes: Sizes) -> dict[str, Any]:
+    async with Client(target.rpc_url, client_id="bench-rtt") as client:
+        net = await client.machine(MACHINE_ID)
+        for _ in range(sizes.warmup):
+            await net.toggle1("A")
+        samples = [0] * sizes.rtt
+        gc.collect()
+        start = time.perf_counter_ns()
+        for i in range(sizes.rtt):
+            t0 = time.perf_counter_ns()
+            await net.toggle1("A")
+            samples[i] = time.perf_counter_ns() - t0
+        total = time.perf_counter_ns() - start
+    per_s = round(sizes.rtt / (total / 1e9), 1)
+    return latency("rtt", target.name, samples, mutations_per_s=per_s)
+
+
+async def measure_echo(target: Target, sizes: Sizes) -> dict[str, Any]:
+    transport = await websockets_connector(target.echo_url)
+    try:
+        for _ in range(sizes.warmup):
+            await transport.send(MUT_FRAME)
+            await transport.recv()
+        samples = [0] * sizes.rtt
+        gc.collect()
+        for i in range(sizes.rtt):
+            t0 = time.perf_counter_ns()
+            await transport.send(MUT_FRAME)
+            await transport.recv()
+            samples[i] = time.perf_counter_ns() - t0
+    finally:
+        await transport.close()
+    return latency("echo", target.name, samples, frame_bytes=len(MUT_FRAME))
+
+
+class LastArrival:
+    """Counts mirrors reaching a tick; resolves with the ``perf_counter_ns`` of the last one."""
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def __call__(self, waiter: am.Waiter) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.done.set_result(time.perf_counter_ns())
+
+
+async def measure_fanout(target: Target, sizes: Sizes) -> dict[str, Any]:
+    clients = [
+        Client(target.rpc_url, client_id=f"bench-fan-{i}") for i in range(sizes.fanout_clients)
+    ]
+    try:
+        await asyncio.gather(*(c.connect() for c in clients))
+        nets: list[NetMachine] = await asyncio.gather(*(c.machine(MACHINE_ID) for c in clients))
+        samples: list[int] = []
+        warmup = max(1, sizes.fanout_rounds // 10)
+        gc.collect()
+        for round_ in range(warmup + sizes.fanout_rounds):
+            tick = nets[0].tick("A") + 1
+            last = LastArrival(len(nets))
+            for net in nets:
+                net.when_time1("A", tick).add_done_callback(last)
+            t0 = await target.fire()
+            t1 = await asyncio.wait_for(last.done, 10)
+            if round_ >= warmup:
+                samples.append(t1 - t0)
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    return latency("fanout", target.name, samples, clients=sizes.fanout_clients)
+
+
+def _per(traffic: Traffic, n: int) -> dict[str, float]:
+    return {"frames": traffic.frames / n, "bytes": traffic.payload / n, "wire": traffic.wire / n}
+
+
+async def measure_bytes(target: Target, sizes: Sizes) -> list[dict[str, Any]]:
+    """Bytes per client mutation (both ways) and per server-side mutation pushed to the client."""
+    connector = CountingConnector()
+    n = sizes.bytes_mutations
+    async with Client(target.rpc_url, client_id="bench-bytes", connector=connector) as client:
+        counted = connector.transport
+        assert counted is not None
+        down0 = replace(counted.down)
+        net = await client.machine(MACHINE_ID)
+        snap = counted.down.since(down0).payload
+        up0, down0 = replace(counted.up), replace(counted.down)
+        for _ in range(n):
+            await net.toggle1("A")
+        up, down = counted.up.since(up0), counted.down.since(down0)
+        pushed0 = replace(counted.down)
+        for _ in range(n):
+            shown = net.when_time1("A", net.tick("A") + 1)
+            await target.fire()
+            await asyncio.wait_for(_wait(shown), 10)
+        pushed = counted.down.since(pushed0)
+    per_up, per_down, per_push = _per(up, n), _per(down, n), _per(pushed, n)
+    common = {"server": target.name, "n": n, "unit": "B"}
+    return [
+        {
+            "workload": "bytes",
+            **common,
+            "up": per_up["bytes"],
+            "down": per_down["bytes"],
+            "up_wire": per_up["wire"],
+            "down_wire": per_down["wire"],
+            "frames_up": per_up["frames"],
+            "frames_down": per_down["frames"],
+            "snap": snap,
+        },
+        {
+            "workload": "push",
+            **common,
+            "down": per_push["bytes"],
+            "down_wire": per_push["wire"],
+            "frames_down": per_push["frames"],
+        },
+    ]
+
+
+async def _wait(waiter: am.Waiter) -> None:
+    await waiter
+
+
+def ratios(rtt: dict[str, Any], echo: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "workload": "rtt/echo",
+        "server": rtt["server"],
+        "n": rtt["n"],
+        "unit": "x",
+        "p50": round(rtt["p50"] / echo["p50"], 2),
+        "p99": round(rtt["p99"] / echo["p99"], 2),
+    }
+
+
+async def run(quick: bool, servers: Sequence[str]) -> list[dict[str, Any]]:
+    """Every measurement against each server placement (``inproc``, ``process``), one at a time."""
+    sizes = QUICK if quick else FULL
+    rows: list[dict[str, Any]] = []
+    for placement in servers:
+        target: Target = await (
+            InProcess.start() if placement == "inproc" else ChildProcess.start()
+        )
+        try:
+            echo = await measure_echo(target, sizes)
+            rtt = await measure_rtt(target, sizes)
+            rows += [rtt, echo, ratios(rtt, echo), await measure_fanout(target, sizes)]
+            if placement == servers[0]:  # the bytes do not depend on where the server runs
+                rows += await measure_bytes(target, sizes)
+        finally:
+            await target.close()
+    return rows
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def render_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown: one column per server placement."""
+    placements = [p for p in ("inproc", "process") if any(r["server"] == p for r in rows)]
+    by = {(r["workload"], r["server"]): r for r in rows}
+    names = {"inproc": "server in the same loop", "process": "server in its own process"}
+
+    def cells(workload: str, show: Callable[[dict[str, Any]], str]) -> str:
+        return " | ".join(show(by[workload, p]) if (workload, p) in by else "-" for p in placements)
+
+    clients = next((r["clients"] for r in rows if r["workload"] == "fanout"), 0)
+    out = [
+        "| measure | " + " | ".join(names[p] for p in placements) + " |",
+        "|---|" + "---|" * len(placements),
+        "| mutation round trip p50 / p99 (µs) | "
+        + cells("rtt", lambda r: f"{r['p50']:.0f} / {r['p99']:.0f}")
+        + " |",
+        "| mutations/s, one client, sequential | "
+        + cells("rtt", lambda r: f"{r['mutations_per_s']:,.0f}")
+        + " |",
+        "| floor: websockets echo p50 / p99 (µs) | "
+        + cells("echo", lambda r: f"{r['p50']:.0f} / {r['p99']:.0f}")
+        + " |",
+        "| round trip / echo, p50 / p99 | "
+        + cells("rtt/echo", lambda r: f"{r['p50']:.2f}x / {r['p99']:.2f}x")
+        + " |",
+        f"| fan-out to {clients} mirrors p50 / p99 (µs) | "
+        + cells("fanout", lambda r: f"{r['p50']:.0f} / {r['p99']:.0f}")
+        + " |",
+        "| bytes per client mutation, up / down: JSON (+ WebSocket headers) | "
+        + cells(
+            "bytes",
+            lambda r: (
+                f"{r['up']:.0f} / {r['down']:.0f} ({r['up_wire']:.0f} / {r['down_wire']:.0f})"
+                f" in {r['frames_up']:.0f} / {r['frames_down']:.0f} frames"
+            ),
+        )
+        + " |",
+        "| bytes per server mutation pushed to a subscriber: JSON (+ headers) | "
+        + cells("push", lambda r: f"{r['down']:.0f} ({r['down_wire']:.0f})")
+        + " |",
+        "| subscribe snapshot (JSON bytes) | " + cells("bytes", lambda r: f"{r['snap']}") + " |",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the measurements, write JSON lines to ``--out`` and print the table."""
+    ap = argparse.ArgumentParser(prog="python -m bench.rpc", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small N, in-process only: a smoke run")
+    ap.add_argument("--out", default="build/bench/rpc.jsonl", help="JSON lines output file")
+    ap.add_argument(
+        "--server",
+        choices=("inproc", "process", "both"),
+        help="where the server runs (default: both; inproc with --quick)",
+    )
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the child's side
+    args = ap.parse_args(argv)
+    if args.serve:
+        asyncio.run(serve_stdio())
+        return 0
+
+    placement = args.server or ("inproc" if args.quick else "both")
+    servers = ("inproc", "process") if placement == "both" else (placement,)
+    env = env_info()
+    print(
+        f"bench.rpc: {'quick' if args.quick else 'full'} run, {env}, load {loadavg()}",
+        file=sys.stderr,
+    )
+    rows = asyncio.run(run(args.quick, servers))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        for row in rows:
+            f.write(json.dumps({"system": "asyncmachine.rpc", **row, "quick": args.quick, **env}))
+            f.write("\n")
+    table = render_table(rows)
+    out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
