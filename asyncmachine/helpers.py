@@ -123,7 +123,20 @@ async def _settle(
         err.add_done_callback(on_err)
     if ctx is not None:
         ctx.add_done_callback(on_ctx)
-    timer = None if timeout is None else loop.call_later(timeout, end, _End.TIMED_OUT)
+    timer: asyncio.TimerHandle | None = None
+    if timeout is not None:
+        deadline = loop.time() + timeout
+
+        def on_timer() -> None:
+            # timers may fire a little early (Pyodide rounds to whole milliseconds)
+            nonlocal timer
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                timer = loop.call_later(remaining, on_timer)
+            else:
+                end(_End.TIMED_OUT)
+
+        timer = loop.call_later(timeout, on_timer)
     try:
         return await outcome
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -467,6 +468,7 @@ async def test_async_target_disposed_drops_pending() -> None:
     assert remote.log == []
 
 
+@pytest.mark.skipif(sys.platform == "emscripten", reason="Pyodide's loop is always running")
 def test_async_target_needs_a_running_loop() -> None:
     src = source()
     pipes.bind(src, AsyncTarget(target()), "Foo", "Foo")
