@@ -71,15 +71,13 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def bridge_page(browser: Any, site_url: str) -> Iterator[tuple[Any, PageWatch]]:
-    """One page with Pyodide and the bridge loaded, shared by a module's tests."""
+def _open_page(browser: Any, site_url: str) -> Iterator[tuple[Any, PageWatch]]:
     context = browser.new_context()
     watch = PageWatch()
 
     def route(route: Any) -> None:
         url = route.request.url
-        if url.startswith(("http://127.0.0.1", "data:")):
+        if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:")):
             route.continue_()
         else:
             watch.blocked.append(url)
@@ -90,10 +88,73 @@ def bridge_page(browser: Any, site_url: str) -> Iterator[tuple[Any, PageWatch]]:
     page.on("console", lambda msg: msg.type == "error" and watch.errors.append(msg.text))
     page.on("pageerror", lambda err: watch.errors.append(str(err)))
     page.goto(f"{site_url}/bridge.html")
-    page.wait_for_function(
-        "document.getElementById('status').textContent === 'ready'", timeout=60_000
-    )
+    page.wait_for_function("document.getElementById('status').textContent === 'ready'", timeout=60_000)
     yield page, watch
     context.close()
     assert watch.errors == [], f"console errors: {watch.errors}"
     assert watch.blocked == [], f"requests left 127.0.0.1: {watch.blocked}"
+
+
+@pytest.fixture(scope="module")
+def bridge_page(browser: Any, site_url: str) -> Iterator[tuple[Any, PageWatch]]:
+    """One page with Pyodide and the bridge loaded, shared by a module's tests."""
+    yield from _open_page(browser, site_url)
+
+
+class RpcServer:
+    """An ``asyncmachine.rpc.Server`` on 127.0.0.1 with one shared machine, on its own loop
+    (the browser tests drive Playwright synchronously)."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        import asyncmachine as am
+        from asyncmachine import rpc
+
+        self.loop = asyncio.new_event_loop()
+        self.machine = am.Machine(
+            {
+                "Idle": am.State(auto=True, remove=("Busy",)),
+                "Busy": am.State(remove=("Idle",)),
+                "Clicked": am.State(multi=True),
+            },
+            id="shared",
+        )
+        self.machine.add1("Idle")
+        self.server = rpc.Server([self.machine], heartbeat=1.0)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.call(self.server.start())
+
+    def call(self, coro: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def run(self, fn: Any) -> Any:
+        """Run ``fn()`` on the server's loop (the machine is not thread-safe)."""
+
+        async def inside() -> Any:
+            return fn()
+
+        return self.call(inside())
+
+    def close(self) -> None:
+        self.call(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def rpc_server() -> Iterator[RpcServer]:
+    pytest.importorskip("websockets")
+    server = RpcServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def second_page(browser: Any, site_url: str) -> Iterator[tuple[Any, PageWatch]]:
+    """Another tab, in its own browser context."""
+    yield from _open_page(browser, site_url)

@@ -1,0 +1,88 @@
+"""Remote machines in Chromium: pages drive a machine hosted by a Python server through the same
+JS API as a local machine (``am.connect``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Page = Any
+
+
+def connect(page: Page, url: str, name: str) -> None:
+    page.evaluate(
+        """async ([url, name]) => {
+        window[name] = await am.connect(url, {id: "shared", clientId: name});
+        await window[name].connection.when1("Ready");
+    }""",
+        [url, name],
+    )
+
+
+def test_remote_machine_reads_waits_and_mutations(bridge_page: tuple[Page, Any], rpc_server: Any) -> None:
+    page, _ = bridge_page
+    connect(page, rpc_server.server.url, "remote")
+    out = page.evaluate(
+        """async () => {
+        const m = window.remote;
+        const before = m.stringAll();
+        const busy = m.when1("Busy");
+        const result = await m.add1("Busy");
+        await busy;
+        const unknown = await m.add1("Nope").then(() => null, (e) => e.name);
+        return {remote: m.isRemote, before, result, after: m.stringAll(), unknown,
+                connection: m.connection.activeStates().sort(),
+                same: (await m.remove1("Busy")) === 0 && m.is1("Idle")};
+    }"""
+    )
+    assert out["remote"] is True
+    assert out["before"] == "(Idle:1) [Busy:0 Clicked:0 Exception:0]"
+    assert out["result"] == 0
+    assert out["after"] == "(Busy:1) [Clicked:0 Exception:0 Idle:2]"
+    assert out["unknown"] == "StateMissingError"
+    assert out["connection"] == ["Connected", "Ready", "Start"]
+    assert out["same"] is True
+    assert rpc_server.run(rpc_server.machine.string_all) == "(Idle:3) [Busy:2 Clicked:0 Exception:0]"
+
+
+def test_two_pages_see_each_others_mutations(
+    bridge_page: tuple[Page, Any], second_page: tuple[Page, Any], rpc_server: Any
+) -> None:
+    page_a, _ = bridge_page
+    page_b, _ = second_page
+    url = rpc_server.server.url
+    connect(page_a, url, "tabA")
+    connect(page_b, url, "tabB")
+    start = page_b.evaluate("tabB.tick('Clicked')")
+    page_b.evaluate("window.seen = []; tabB.subscribe((info) => seen.push(info.added.join()))")
+    page_b.evaluate("window.clicks = tabB.whenTicks('Clicked', 5)")
+    for _ in range(3):
+        assert page_a.evaluate("tabA.add1('Clicked')") == 0
+    page_b.evaluate("clicks")  # awaits the Promise: three Multi activations from tab A
+    server_clock = rpc_server.run(rpc_server.machine.clock)
+    assert page_b.evaluate("tabB.clock()") == server_clock
+    assert page_a.evaluate("tabA.clock()") == server_clock
+    assert server_clock["Clicked"] == start + 5
+    assert page_b.evaluate("seen").count("Clicked") >= 1
+    # a server-side change reaches both tabs
+    rpc_server.run(lambda: rpc_server.machine.add1("Busy"))
+    for page, name in ((page_a, "tabA"), (page_b, "tabB")):
+        page.evaluate(f"{name}.when1('Busy')")
+        assert page.evaluate(f"{name}.is1('Busy')") is True
+
+
+def test_dispose_closes_the_connection(bridge_page: tuple[Page, Any], rpc_server: Any) -> None:
+    page, _ = bridge_page
+    connect(page, rpc_server.server.url, "gone")
+    sessions = rpc_server.run(lambda: len(rpc_server.server.sessions))
+    out = page.evaluate(
+        """async () => {
+        const pending = gone.when1("Exception").then(() => "resolved", (e) => e.name);
+        gone.dispose();
+        let after;
+        try { gone.is1("Idle"); } catch (e) { after = e.name; }
+        return {pending: await pending, after, disposed: gone.isDisposed};
+    }"""
+    )
+    assert out == {"pending": "CancelledError", "after": "DisposedError", "disposed": True}
+    page.wait_for_timeout(200)
+    assert rpc_server.run(lambda: len(rpc_server.server.sessions)) == sessions - 1
