@@ -6,11 +6,16 @@ server. The wire protocol is documented in ``docs/protocol.md``. The server need
 ``websockets`` package (``pip install asyncmachine[rpc]``); the client in Pyodide does not.
 """
 
+from typing import TYPE_CHECKING
+
 from ._auth import READ_ONLY, READ_WRITE, ConnInfo, Policy, Principal, tokens
 from ._client import AuthError, Client, ClientStates, DisconnectedError, RpcError
 from ._netmachine import NetMachine
 from ._protocol import VERSION, ProtocolError
 from ._transport import Transport, TransportClosed
+
+if TYPE_CHECKING:
+    from ._server import Server
 
 __all__ = [
     "READ_ONLY",

@@ -105,6 +105,7 @@ class Client:
         backoff: float = 0.5,
         backoff_max: float = 10.0,
         max_retries: int | None = None,
+        max_frame: int = 16 * 1024 * 1024,
     ) -> None:
         self.url = url
         self.token = token
@@ -120,7 +121,7 @@ class Client:
         self.session_id = ""
         self.heartbeat = 15.0
         self.reconnects = 0
-        self._connector = connector or default_connector()
+        self._connector = connector or default_connector(max_frame)
         self._machines: dict[str, NetMachine] = {}
         self._requests: dict[int, _Request] = {}
         self._next_id = 0
@@ -171,11 +172,21 @@ class Client:
         net = self._machines.get(machine_id)
         if net is None:
             net = self._machines[machine_id] = NetMachine(self, machine_id)
-        if self.mach.is1(ss.Connected):
-            await self._request({"t": "sub", "m": machine_id}, net, retry=False)
-        else:
-            await asyncio.wait_for(_await(self.mach.when1(ss.Ready)), self.request_timeout)
+        try:
+            if self.mach.is1(ss.Connected):
+                await self._request({"t": "sub", "m": machine_id}, net, retry=False)
+            else:
+                await asyncio.wait_for(_await(self.mach.when1(ss.Ready)), self.request_timeout)
+        except BaseException:
+            if not net.state_names():  # never mirrored: forget it, or reconnects would retry it
+                self._forget(machine_id)
+            raise
         return net
+
+    def _forget(self, machine_id: str) -> None:
+        net = self._machines.pop(machine_id, None)
+        if net is not None:
+            net._dispose()
 
     def on_payload(self, handler: PayloadHandler) -> Callable[[], None]:
         """Call ``handler(name, data, machine_id)`` for every payload; returns the remover."""
@@ -329,11 +340,19 @@ class Client:
 
     async def _resume(self) -> None:
         """After (re)connecting: resubscribe every mirror, then resend retryable requests."""
+        ids = list(self._machines)
         subscribe = [
-            self._request({"t": "sub", "m": machine_id}, net, retry=False)
-            for machine_id, net in self._machines.items()
+            self._request({"t": "sub", "m": machine_id}, self._machines[machine_id], retry=False)
+            for machine_id in ids
         ]
-        await asyncio.gather(*subscribe)
+        for machine_id, result in zip(
+            ids, await asyncio.gather(*subscribe, return_exceptions=True), strict=True
+        ):
+            if isinstance(result, RpcError) and result.code == p.E_UNKNOWN_MACHINE:
+                log.warning("client %s: machine %s is gone", self.client_id, machine_id)
+                self._forget(machine_id)
+            elif isinstance(result, BaseException):
+                raise result
         for request in list(self._requests.values()):
             if request.retry and not request.future.done():
                 await self._send(request.message)
@@ -372,11 +391,15 @@ class Client:
         elif kind == "diff":
             if net is not None and not net._apply_diff(message) and not net._syncing:
                 net._syncing = True
-                self._background(self._request({"t": "sync", "m": net.id}, net, retry=False))
+                self._background(self._resync(net))
         elif kind == "payload":
             self._deliver(message)
         elif kind == "ping":
             self._background(self._send({"t": "pong", "ts": message.get("ts")}))
+        elif kind == "err" and request is None and message.get("code") == p.E_UNKNOWN_MACHINE:
+            if net is not None:
+                log.warning("client %s: machine %s is gone", self.client_id, net.id)
+                self._forget(net.id)
         elif kind == "err" and request is None:
             log.warning(
                 "client %s: server error %s: %s",
@@ -391,6 +414,13 @@ class Client:
                 )
             else:
                 request.future.set_result(message)
+
+    async def _resync(self, net: NetMachine) -> None:
+        """Recover from a gap in the diff chain with one snapshot."""
+        try:
+            await self._request({"t": "sync", "m": net.id}, net, retry=False)
+        finally:
+            net._syncing = False
 
     def _deliver(self, message: dict[str, Any]) -> None:
         name, data, machine_id = str(message.get("name")), message.get("data"), message.get("m")

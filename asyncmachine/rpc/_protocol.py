@@ -23,8 +23,7 @@ MAX_ID = 2**53 - 1
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
-"""Flood, or too many bad messages."""
-CLOSE_TOO_BIG = 1009
+"""Flood, or a client too slow to keep up even after a resync."""
 CLOSE_HANDSHAKE = 4000
 """No valid ``hello`` in time, or an unsupported protocol version."""
 CLOSE_AUTH = 4001

@@ -41,7 +41,10 @@ class _Exposed(Tracer):
         self.mach = mach
         self.id = machine_id
         self.subs: set[_Subscription] = set()
-        self.idempotent: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.idempotent: OrderedDict[tuple[str, str, str], tuple[str, tuple[str, ...], int]] = (
+            OrderedDict()
+        )
+        """(principal, client id, key) -> (op, states, result) of mutations sent with a key."""
         mach.bind_tracer(self)
 
     def transition_end(self, tx: Transition) -> None:
@@ -130,24 +133,39 @@ class _Session:
         self.tokens = float(server.flood_burst)
         self.tokens_at = time.monotonic()
         self.closing = False
+        self.tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------ sending
 
     def send(self, message: dict[str, Any], kind: str = "msg") -> None:
+        """Queue a frame. ``kind`` "diff" and "resync" frames are replaced by a fresh snapshot
+        when the client falls behind; a client still behind after that is disconnected."""
         if self.closing:
             return
         if len(self.outbox) >= self.server.outbox_limit:
             self._resync()
+            if kind in ("diff", "resync"):
+                return  # the snapshot just queued covers it
+            if len(self.outbox) >= self.server.outbox_limit:
+                log.warning("session %s: outbox full after a resync; closing", self.id)
+                self.closing = True
+                self.background(self.ws.close(p.CLOSE_POLICY, "too slow"))
+                return
         self.outbox.append((kind, p.encode(message)))
         self.wakeup.set()
 
     def _resync(self) -> None:
-        """A slow client: drop its queued diffs and send each subscription a fresh snapshot."""
-        kept = deque(item for item in self.outbox if item[0] != "diff")
-        self.outbox = kept
+        """A slow client: drop its queued diffs and snapshots, queue one fresh snapshot each."""
+        self.outbox = deque(item for item in self.outbox if item[0] not in ("diff", "resync"))
         log.info("session %s is slow: resyncing %d subscriptions", self.id, len(self.subs))
         for sub in self.subs.values():
-            self.outbox.append(("snap", p.encode(sub.snap())))
+            self.outbox.append(("resync", p.encode(sub.snap())))
+
+    def background(self, coro: Any) -> None:
+        """Run a coroutine tied to this session (kept referenced until it ends)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def error(self, code: str, msg: str, rid: int | None = None, m: str | None = None) -> None:
         message: dict[str, Any] = {"t": "err", "code": code, "msg": msg}
@@ -170,7 +188,7 @@ class _Session:
             if sub.dirty:
                 message = sub.diff()
                 if message is not None:
-                    self.send(message, "diff")
+                    self.send(message, "resync" if message["t"] == "snap" else "diff")
 
     async def writer(self) -> None:
         while True:
@@ -238,7 +256,8 @@ class _Session:
             hello = p.decode(frame)
             if hello["t"] != "hello":
                 raise p.ProtocolError(p.E_BAD_MESSAGE, 'the first message must be "hello"')
-            if hello.get("v") != p.VERSION:
+            version = hello.get("v")
+            if type(version) is not int or version != p.VERSION:
                 raise p.ProtocolError(
                     p.E_VERSION, f"unsupported protocol version {hello.get('v')!r}"
                 )
@@ -254,7 +273,9 @@ class _Session:
         token = hello.get("token")
         request = self.ws.request
         origin = request.headers.get("Origin") if request is not None else None
-        info = ConnInfo(str(self.ws.remote_address), origin, self.client_id)
+        remote = self.ws.remote_address
+        where = f"{remote[0]}:{remote[1]}" if isinstance(remote, tuple) else str(remote)
+        info = ConnInfo(where, origin, self.client_id)
         principal = await server.authenticate(token if isinstance(token, str) else None, info)
         if principal is None:
             log.warning("auth refused for client %s from %s", self.client_id, info.remote)
@@ -283,6 +304,8 @@ class _Session:
             kind = message["t"]
             if kind in ("sub", "unsub", "mut", "sync"):
                 rid = p.req_id(message)
+            elif isinstance(message.get("id"), int) and not isinstance(message.get("id"), bool):
+                rid = message["id"]
             handler = self.handlers.get(kind)
             if handler is None:
                 raise p.ProtocolError(p.E_UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
@@ -342,13 +365,16 @@ class _Session:
             )
         if not self.principal.policy(exposed.id).may_write(states):
             raise p.ProtocolError(p.E_FORBIDDEN, f"{self.principal.name} may not mutate that", rid)
-        cache_key = (self.client_id, key) if key is not None else None
-        if cache_key is not None and cache_key in exposed.idempotent:
-            result = exposed.idempotent[cache_key]
+        cache_key = (self.principal.name, self.client_id, key) if key is not None else None
+        cached = exposed.idempotent.get(cache_key) if cache_key is not None else None
+        if cached is not None:
+            if cached[:2] != (op, tuple(states)):
+                raise p.ProtocolError(p.E_BAD_MESSAGE, "key already used for another mutation", rid)
+            result = cached[2]
         else:
             result = int(getattr(mach, op)(states, args))
             if cache_key is not None:
-                exposed.idempotent[cache_key] = result
+                exposed.idempotent[cache_key] = (op, tuple(states), result)
                 if len(exposed.idempotent) > self.server.idempotency_cache:
                     exposed.idempotent.popitem(last=False)
         # the diff goes out before the result, so the client reads its own write
@@ -367,7 +393,7 @@ class _Session:
 
     def on_bye(self, message: dict[str, Any], rid: int | None) -> None:
         self.closing = True
-        asyncio.get_running_loop().create_task(self.ws.close(p.CLOSE_NORMAL, "bye"))
+        self.background(self.ws.close(p.CLOSE_NORMAL, "bye"))
 
     handlers: ClassVar[dict[str, Callable[[_Session, dict[str, Any], int | None], None]]] = {
         "sub": on_sub,
@@ -404,8 +430,8 @@ class Server:
         handshake_timeout: float = 5.0,
         max_frame: int = p.MAX_FRAME,
         outbox_limit: int = 1000,
-        flood_rate: float = 500.0,
-        flood_burst: int = 1000,
+        flood_rate: float = 5000.0,
+        flood_burst: int = 10000,
         idempotency_cache: int = 4096,
         http: HttpHandler | None = None,
     ) -> None:

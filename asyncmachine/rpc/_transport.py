@@ -4,6 +4,7 @@ socket differs (the ``websockets`` library on CPython, the browser's ``WebSocket
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -145,6 +146,9 @@ async def pyodide_connector(url: str) -> Transport:
     return await PyodideTransport(url).opened()
 
 
-def default_connector() -> Connector:
-    """The browser's WebSocket inside Pyodide, the ``websockets`` library elsewhere."""
-    return pyodide_connector if sys.platform == "emscripten" else websockets_connector
+def default_connector(max_frame: int = p.MAX_FRAME) -> Connector:
+    """The browser's WebSocket inside Pyodide (no frame limit to set), the ``websockets``
+    library elsewhere, accepting frames up to ``max_frame`` bytes."""
+    if sys.platform == "emscripten":
+        return pyodide_connector
+    return functools.partial(websockets_connector, max_size=max_frame)
