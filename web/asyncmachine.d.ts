@@ -69,13 +69,14 @@ export declare class AsyncMachine {
   readonly id: string;
   readonly isDisposed: boolean;
 
-  add(states: string[], args?: Args): Result;
-  add1(state: string, args?: Args): Result;
-  remove(states: string[], args?: Args): Result;
-  remove1(state: string, args?: Args): Result;
-  set(states: string[], args?: Args): Result;
-  toggle(states: string[], args?: Args): Result;
-  toggle1(state: string, args?: Args): Result;
+  // remote machines return Promise<Result>; `await` reads the same for both
+  add(states: string[], args?: Args): Result | Promise<Result>;
+  add1(state: string, args?: Args): Result | Promise<Result>;
+  remove(states: string[], args?: Args): Result | Promise<Result>;
+  remove1(state: string, args?: Args): Result | Promise<Result>;
+  set(states: string[], args?: Args): Result | Promise<Result>;
+  toggle(states: string[], args?: Args): Result | Promise<Result>;
+  toggle1(state: string, args?: Args): Result | Promise<Result>;
   addErr(error: unknown, args?: Args): Result;
   addErrState(state: string, error: unknown, args?: Args): Result;
   canAdd(states: string[], args?: Args): Result;
@@ -114,6 +115,15 @@ export declare class AsyncMachine {
   whenErr(): Promise<void>;
   whenQueue(tick: number): Promise<void>;
 
+  /** True for a machine mirrored from a server (`Asyncmachine.connect`). */
+  readonly isRemote: boolean;
+  /** Remote only: the connection's own machine (Connecting, Connected, Ready, Disconnected...). */
+  readonly connection: AsyncMachine | null;
+  /** Remote only: fetch a full snapshot now. */
+  sync(): Promise<void>;
+  /** Remote only: payloads pushed by the server. */
+  onPayload(fn: (name: string, data: unknown) => void): () => void;
+
   subscribe(fn: (info: SubscriptionInfo) => void): () => void;
   bind(handlers: Handlers | object): () => void;
   resources(): number;
@@ -124,7 +134,15 @@ export declare class Asyncmachine {
   readonly pyodide: unknown;
   readonly version: string;
   machine(schema: Schema, opts?: MachineOptions): AsyncMachine;
+  /** A machine hosted by an `asyncmachine.rpc.Server`; mutations return Promises. */
+  connect(
+    url: string,
+    opts: { id: string; token?: string; clientId?: string; timeout?: number; backoff?: number },
+  ): Promise<AsyncMachine>;
 }
+
+/** Live machines of the page by id (also at `globalThis.__asyncmachine__`). */
+export declare const registry: { machines: Map<string, AsyncMachine> };
 
 export declare function loadAsyncmachine(options: {
   indexURL?: string;

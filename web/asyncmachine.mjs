@@ -67,7 +67,7 @@ export class Asyncmachine {
       pending.destroy();
     }
     machine._attach(bridge);
-    const connection = new AsyncMachine({});
+    const connection = new AsyncMachine({ readonly: true });
     connection._attach(bridge.connection(connection._notifier));
     machine.connection = connection;
     return machine;
@@ -76,9 +76,15 @@ export class Asyncmachine {
 
 let nextId = 0;
 
+/** Every live machine of the page by id, for tools and end-to-end tests
+ * (`asyncmachine.testing.playwright` reads it). */
+export const registry = (globalThis.__asyncmachine__ ??= { machines: new Map() });
+
 /** A machine with the api.md surface in camelCase (local, or remote when made by `connect`). */
 export class AsyncMachine {
-  constructor({ logger, remote = false } = {}) {
+  constructor({ logger, remote = false, readonly = false } = {}) {
+    this._readonly = readonly;
+    this._payloadHandlers = new Set();
     this._waiters = new Map();
     this._subscribers = new Map();
     this._bindings = new Map();
@@ -97,6 +103,7 @@ export class AsyncMachine {
     this._bridge = bridge;
     this._call = bridge.call;
     this.id = this._invoke("id");
+    if (!this._readonly) registry.machines.set(this.id, this);
   }
 
   /** True for a machine mirrored from a server. */
@@ -191,6 +198,12 @@ export class AsyncMachine {
     };
   }
 
+  /** Remote only: call `fn(name, data)` for each payload the server sends; returns the remover. */
+  onPayload(fn) {
+    this._payloadHandlers.add(fn);
+    return () => this._payloadHandlers.delete(fn);
+  }
+
   /** JS callbacks the Python side still refers to; 0 once everything was released. */
   resources() { return this._bridge ? this._invoke("resources") : 0; }
 
@@ -198,6 +211,8 @@ export class AsyncMachine {
   dispose() {
     if (!this._bridge) return;
     this.connection?.dispose();
+    if (registry.machines.get(this.id) === this) registry.machines.delete(this.id);
+    this._payloadHandlers.clear();
     this._invoke("dispose");
     this._call.destroy();
     this._bridge.destroy();
@@ -259,6 +274,10 @@ export class AsyncMachine {
     }
     if (kind === "subscribe") {
       this._subscribers.get(id)?.(data);
+      return undefined;
+    }
+    if (kind === "payload") {
+      for (const fn of this._payloadHandlers) fn(id, data);
       return undefined;
     }
     if (kind === "log") {

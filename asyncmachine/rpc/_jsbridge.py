@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable
+from typing import Any
 
 from .._bridge import (
     Bridge,
@@ -34,6 +35,7 @@ class NetBridge(Bridge):
         self.net = net
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop_updates = net.on_update(self._updated)
+        self._stop_payloads = client.on_payload(self._payload)
         self._methods.update(
             {
                 "add": lambda states, args, rid: self._later(rid, net.add(states, page_args(args))),
@@ -81,9 +83,14 @@ class NetBridge(Bridge):
     def _updated(self, activated: list[str], deactivated: list[str]) -> None:
         self.publish({"type": "remote", "added": activated, "removed": deactivated})
 
+    def _payload(self, name: str, data: Any, machine_id: str | None) -> None:
+        if machine_id in (None, self.net.id):
+            self.notify("payload", name, dumps(data))
+
     def _dispose(self) -> None:
         """Close the connection; pending waiters and calls end cancelled."""
         self._stop_updates()
+        self._stop_payloads()
         for task in list(self._tasks):
             task.cancel()
         self.net._dispose()
