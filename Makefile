@@ -26,7 +26,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+# (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
+pytest: $(STAMP) testdist
 	$(PY) -m pytest --ignore=tests/browser
 
 # the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
