@@ -8,46 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import NO_RELS, Rec, logged
 
 import asyncmachine as am
-
-NO_RELS: dict[str, am.State] = {n: am.State() for n in "ABCD"}
-
-
-class Rec:
-    """A handler object recording the names of its handlers as they are called (exact orders)."""
-
-    def __init__(
-        self,
-        *names: str,
-        do: dict[str, Callable[[am.Event], object]] | None = None,
-    ) -> None:
-        self.calls: list[str] = []
-        fns = do or {}
-        for name in [*names, *(n for n in fns if n not in names)]:
-            setattr(self, name, self._handler(name, fns.get(name)))
-
-    def _handler(self, name: str, fn: Callable[[am.Event], object] | None) -> Callable[..., object]:
-        def handler(e: am.Event) -> object:
-            self.calls.append(name)
-            return None if fn is None else fn(e)
-
-        return handler
-
-
-def logged(
-    schema: dict[str, am.State], level: am.LogLevel = am.LogLevel.OPS, **kw: Any
-) -> tuple[am.Machine, list[str]]:
-    """A machine whose log lines (without the id prefix) are collected in a list."""
-    lines: list[str] = []
-    mach = am.Machine(
-        schema, log_level=level, logger=lambda _lvl, msg: lines.append(msg), log_id=False, **kw
-    )
-    return mach, lines
 
 
 class RecTracer(am.Tracer):

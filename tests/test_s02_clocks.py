@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from support import NO_RELS, Rec
 
 import asyncmachine as am
-
-NO_RELS: dict[str, am.State] = {n: am.State() for n in "ABCD"}
-
-
-class Rec:
-    """A handler object recording the names of its handlers as they are called (exact orders)."""
-
-    def __init__(
-        self,
-        *names: str,
-        do: dict[str, Callable[[am.Event], object]] | None = None,
-    ) -> None:
-        self.calls: list[str] = []
-        fns = do or {}
-        for name in [*names, *(n for n in fns if n not in names)]:
-            setattr(self, name, self._handler(name, fns.get(name)))
-
-    def _handler(self, name: str, fn: Callable[[am.Event], object] | None) -> Callable[..., object]:
-        def handler(e: am.Event) -> object:
-            self.calls.append(name)
-            return None if fn is None else fn(e)
-
-        return handler
 
 
 def abcd(mach: am.Machine) -> list[int]:
