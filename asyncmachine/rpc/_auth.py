@@ -15,10 +15,17 @@ class Policy:
     write: bool = True
     """Send mutations."""
     states: frozenset[str] | None = None
-    """When set, mutations may only call these states."""
+    """When set, mutations may only change these states (see ``may_write``)."""
 
-    def may_write(self, states: Collection[str]) -> bool:
-        return self.write and (self.states is None or self.states.issuperset(states))
+    def may_write(self, op: str, states: Collection[str], active: Collection[str] = ()) -> bool:
+        """Whether a mutation may run. With ``states`` set, it may only touch those states: a
+        ``set`` also deactivates every other ``active`` state, so those count too."""
+        if not self.write:
+            return False
+        if self.states is None:
+            return True
+        touched = [*states, *active] if op == "set" else states
+        return self.states.issuperset(touched)
 
 
 READ_WRITE = Policy()

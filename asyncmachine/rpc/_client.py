@@ -246,7 +246,12 @@ class Client:
         self._requests[rid] = request
         try:
             if self._transport is not None and self.mach.is1(ss.Connected):
-                await self._send(message)
+                try:
+                    await self._send(message)
+                except (TransportClosed, OSError) as err:
+                    if not retry:
+                        raise DisconnectedError(str(err)) from None
+                    # the connection is going away: the reconnect resends it
             elif not retry:
                 raise DisconnectedError(f"not connected to {self.url}")
             return await asyncio.wait_for(request.future, self.request_timeout)
@@ -295,9 +300,9 @@ class Client:
                 mach.remove1(ss.Start)
             except RpcError as err:
                 mach.add_err_state(ss.ErrRpc, err)
-            except (OSError, TimeoutError, p.ProtocolError, DisconnectedError) as err:
+            except Exception as err:  # network, protocol, or a custom transport's failure
                 if mach.is1(ss.Start):
-                    log.info("client %s: connection lost: %s", self.client_id, err)
+                    log.info("client %s: connection lost: %r", self.client_id, err)
                     mach.add_err_state(ss.ErrNetwork, err)
             finally:
                 self._transport = None

@@ -222,7 +222,7 @@ class _Session:
                     log.warning("session %s flooded; closing", self.id)
                     self.error(p.E_FLOOD, "too many messages")
                     await self.drain()
-                    await self.ws.close(p.CLOSE_POLICY, "flood")
+                    await self.close_now(p.CLOSE_POLICY, "flood")
                     return
                 self.handle(frame)
         finally:
@@ -230,6 +230,14 @@ class _Session:
             writer.cancel()
             beat.cancel()
             await asyncio.gather(writer, beat, return_exceptions=True)
+
+    async def close_now(self, code: int, reason: str) -> None:
+        """Send a close frame, then drop the connection if the peer does not answer at once: a
+        flooding peer's close reply sits behind frames the server will never read."""
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), 0.2)
+        except TimeoutError:
+            self.ws.transport.abort()
 
     async def drain(self) -> None:
         while self.outbox:
@@ -363,7 +371,7 @@ class _Session:
             raise p.ProtocolError(
                 p.E_UNKNOWN_STATE, f"unknown states: {' '.join(unknown)[:200]}", rid
             )
-        if not self.principal.policy(exposed.id).may_write(states):
+        if not self.principal.policy(exposed.id).may_write(op, states, mach.active_states()):
             raise p.ProtocolError(p.E_FORBIDDEN, f"{self.principal.name} may not mutate that", rid)
         cache_key = (self.principal.name, self.client_id, key) if key is not None else None
         cached = exposed.idempotent.get(cache_key) if cache_key is not None else None
@@ -386,7 +394,9 @@ class _Session:
         self.send({"t": "res", "id": rid, "m": exposed.id, "r": result})
 
     def on_ping(self, message: dict[str, Any], rid: int | None) -> None:
-        self.send({"t": "pong", "ts": message.get("ts")})
+        ts = message.get("ts")
+        # echo only a number: anything else could be arbitrarily deep or large
+        self.send({"t": "pong", "ts": ts if isinstance(ts, int | float) else None})
 
     def on_pong(self, message: dict[str, Any], rid: int | None) -> None:
         return None
@@ -529,6 +539,7 @@ class Server:
             ping_interval=None,
             process_request=self._http,
             compression=None,
+            close_timeout=1.0,  # a peer that stopped reading (a flood) must not hold a close
         )
         sock = next(iter(self._ws.sockets))
         self.host, self.port = sock.getsockname()[:2]

@@ -72,7 +72,7 @@ def _closed(err: Any) -> TransportClosed:
 async def websockets_connector(url: str, *, max_size: int = p.MAX_FRAME) -> Transport:
     from websockets.asyncio.client import connect
 
-    ws = await connect(url, max_size=max_size, ping_interval=None, compression=None)
+    ws = await connect(url, max_size=max_size, ping_interval=None, compression=None, proxy=None)
     return WebsocketsTransport(ws)
 
 
