@@ -6,6 +6,7 @@ so resolving a mutation costs time proportional to the states involved, not to t
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ._schema import State
@@ -22,6 +23,7 @@ class Resolver:
         "_adders",
         "_after",
         "_cycle",
+        "_required_by",
         "_requirers",
         "_topo",
         "auto_states",
@@ -43,6 +45,11 @@ class Resolver:
         self._after = {n for n in names if schema[n].after}
         self._adders = {n for n in names if schema[n].add}
         self._requirers = {n for n in names if schema[n].require}
+        required_by: dict[str, list[str]] = {}
+        for name in names:
+            for r in schema[name].require:
+                required_by.setdefault(r, []).append(name)
+        self._required_by = required_by
         self._topo, self._cycle = _require_order(schema, names)
         self.related = (
             self._adders | self._requirers | set(removed_by) | set(self._topo) | self._after
@@ -138,25 +145,30 @@ class Resolver:
         return out
 
     def _parse_require(self, states: list[str], log: LogFn | None, is_auto: bool) -> list[str]:
-        """Drop states whose requirements are missing, until nothing changes."""
+        """Drop states whose requirements are missing, and then whatever required those.
+
+        A worklist over the reverse Require edges: linear in the states and relations involved,
+        where upstream repeats whole passes until nothing changes (same result).
+        """
         schema = self.schema
-        while True:
-            present = set(states)
-            kept: list[str] = []
-            for name in states:
-                req = schema[name].require
-                if req and not all(r in present for r in req):
-                    if log is not None:
-                        missing = " ".join(f"-{r}" for r in req if r not in present)
-                        if is_auto:
-                            log(_DECISIONS, f"[reject:auto] {name}({missing})")
-                        else:
-                            log(_OPS, f"[reject] {name}({missing})")
-                    continue
-                kept.append(name)
-            if len(kept) == len(states):
-                return kept
-            states = kept
+        present = set(states)
+        pending = deque(s for s in states if not present.issuperset(schema[s].require))
+        if not pending:
+            return states
+        required_by = self._required_by
+        while pending:
+            name = pending.popleft()
+            if name not in present:
+                continue
+            present.discard(name)
+            if log is not None:
+                missing = " ".join(f"-{r}" for r in schema[name].require if r not in present)
+                if is_auto:
+                    log(_DECISIONS, f"[reject:auto] {name}({missing})")
+                else:
+                    log(_OPS, f"[reject] {name}({missing})")
+            pending.extend(d for d in required_by.get(name, ()) if d in present)
+        return [s for s in states if s in present]
 
     def sort(self, states: list[str]) -> list[str]:
         """Order by the Require graph, then fix adjacent ``after`` violations (§4.3)."""
