@@ -8,8 +8,8 @@ PIP_PYODIDE := $(PY) -m pip download --quiet --no-deps --only-binary=:all: --pyt
 	--implementation py --abi none --platform any
 NODE_PYODIDE := node --experimental-wasm-stack-switching
 
-.PHONY: test lint typecheck pytest pytest-pyodide pytest-browser site testdist node chromium \
-	bench bench-quick demo clean
+.PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
+	testdist node chromium bench bench-quick demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,26 +17,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: lint typecheck pytest pytest-pyodide pytest-browser
+test: lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check asyncmachine tests bench examples
+	$(VENV)/bin/ruff check asyncmachine tests bench examples tools wasm-demo
 	$(VENV)/bin/ruff format --check asyncmachine
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
 pytest: $(STAMP) testdist
-	$(PY) -m pytest --ignore=tests/browser
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e
 
 # the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
 pytest-pyodide: testdist
-	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser
+	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser --ignore=tests/e2e
 
 # the JS bridge in headless Chromium (Debian's /usr/bin/chromium)
 pytest-browser: site chromium
 	$(PY) -m pytest tests/browser
+
+# the upload demo end to end in Chromium, in a pytest process of its own (the sync Playwright
+# fixtures of tests/browser keep an event loop marked as running, which async tests refuse)
+pytest-e2e: site chromium
+	$(PY) -m pytest tests/e2e
 
 node: package.json package-lock.json
 	@[ -d node_modules/pyodide ] || npm ci --no-audit --no-fund
@@ -52,6 +58,7 @@ site: $(STAMP) node
 	$(PIP_PYODIDE) -r tools/pyodide-requirements.txt -d build/pywheels
 	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
 	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
+	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
 
 # build/testdist: the site's distribution plus pytest, for the suite inside Pyodide
 testdist: site
@@ -66,8 +73,15 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl
 
-demo: $(STAMP)
-	$(PY) examples/upload.py
+# the upload demo: the site and its shared machine on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)
+PORT ?= 8000
+demo: site
+	$(PY) wasm-demo/server.py --site build/site --port $(PORT)
+
+# netlify.toml as Netlify reads it, offline: the publish folder and the headers
+netlify-check: node
+	@[ -x node_modules/.bin/netlify-config ] || npm ci --no-audit --no-fund
+	python3 tools/check_netlify.py
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

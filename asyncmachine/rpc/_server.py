@@ -8,6 +8,7 @@ ordered outbox; a client that falls behind gets a fresh snapshot instead of an e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import secrets
@@ -540,6 +541,7 @@ class Server:
             process_request=self._http,
             compression=None,
             close_timeout=1.0,  # a peer that stopped reading (a flood) must not hold a close
+            open_timeout=self.handshake_timeout,
         )
         sock = next(iter(self._ws.sockets))
         self.host, self.port = sock.getsockname()[:2]
@@ -554,7 +556,9 @@ class Server:
             return
         ws, self._ws = self._ws, None
         ws.close(close_connections=True)
-        await ws.wait_closed()
+        # a browser's idle spare connection sits in its opening handshake until open_timeout
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ws.wait_closed(), 2.0)
 
     async def __aenter__(self) -> Server:
         if self._ws is None:

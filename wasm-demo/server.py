@@ -1,0 +1,312 @@
+"""The upload demo's server: the static site and the shared ``upload`` machine on one port.
+
+    python wasm-demo/server.py --site build/site --port 8000
+
+Plain HTTP requests get the site's files; WebSocket connections to ``/rpc`` reach the machine
+(``upload-schema.json``), so every tab in remote mode (``?mode=remote``) drives the same machine.
+The upload itself is simulated here, in Python, and its progress is pushed to the tabs as payloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import email.utils
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+import asyncmachine as am
+from asyncmachine import rpc
+
+HERE = Path(__file__).resolve().parent
+SCHEMA = am.schema_from_dict(json.loads((HERE / "upload-schema.json").read_text("utf-8")))
+MACHINE_ID = "upload"
+RPC_PATH = "/rpc"
+
+# the simulated upload; uploader.mjs runs the same one in local mode
+LIMIT = 20 * 1024 * 1024
+CHUNKS = 20
+CHUNK_DELAY = 0.15
+STATUS_EVERY = 1.0
+"""Seconds between status payloads: tabs that just connected learn the file and its progress."""
+STOP_WAIT = 1.0
+"""Seconds ``stop()`` waits for connections to close."""
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+    ".ts": "text/plain; charset=utf-8",
+}
+
+
+class UploadStates(am.StatesBase):
+    Selecting: str
+    Selected: str
+    Uploading: str
+    Busy: str
+    Progress: str
+    Paused: str
+    Done: str
+    Online: str
+    Offline: str
+    ErrUpload: str
+
+
+ss = UploadStates()
+
+
+@dataclass(frozen=True)
+class File:
+    """A file a page selected: only its name and size travel, the bytes are simulated."""
+
+    name: str
+    size: int
+    flaky: bool = False
+    """The connection drops once halfway through (the demo's way to show ``ErrUpload``)."""
+
+    @classmethod
+    def from_args(cls, value: object) -> File | None:
+        """The ``file`` arg of ``Selected``, or None when a page sent something malformed."""
+        if not isinstance(value, dict):
+            return None
+        name, size, flaky = value.get("name"), value.get("size"), value.get("flaky", False)
+        if not isinstance(name, str) or not 0 < len(name) <= 255:
+            return None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return None
+        if not isinstance(flaky, bool):
+            return None
+        return cls(name, size, flaky)
+
+    def refusal(self) -> str | None:
+        """Why this file can't be uploaded, if it can't."""
+        if self.size == 0:
+            return f"{self.name} is empty"
+        if self.size > LIMIT:
+            return f"{self.name} is {self.size / 2**20:.1f} MB, over the {LIMIT >> 20} MB limit"
+        return None
+
+
+class Uploader(am.ExceptionHandler):
+    """Handlers of the shared machine: negotiation guards the upload, ``UploadingState`` does it."""
+
+    def __init__(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        self.file: File | None = None
+        self.sent = 0
+        self.dropped = False
+        """The flaky file already dropped its connection (it does so once)."""
+        self.resume = False
+        """The network went away mid-upload: going online resumes it."""
+        self._publish = publish
+
+    def status(self) -> dict[str, Any]:
+        """What the tabs show besides the states: the file and its progress."""
+        file = None
+        if self.file is not None:
+            file = {"name": self.file.name, "size": self.file.size, "flaky": self.file.flaky}
+        return {"file": file, "sent": self.sent}
+
+    def SelectedEnter(self, e: am.Event) -> bool:
+        return File.from_args(e.args.get("file")) is not None
+
+    def SelectedState(self, e: am.Event) -> None:
+        self.file = File.from_args(e.args.get("file"))
+        self.sent = 0
+        self.dropped = self.resume = False
+        self._publish(self.status())
+        e.machine.ev_add1(e, ss.Uploading)  # uploads start on selection
+
+    def UploadingEnter(self, e: am.Event) -> bool:
+        reason = "no file selected" if self.file is None else self.file.refusal()
+        if reason is not None:
+            e.machine.log(f"refused: {reason}")
+        return reason is None
+
+    async def UploadingState(self, e: am.Event) -> None:
+        # a task bound to this activation of Uploading: Paused, Offline or a new file cancel it
+        mach, file = e.machine, self.file
+        if file is None:
+            return
+        if self.sent >= file.size:
+            self.sent = 0
+        chunk = -(-file.size // CHUNKS)
+        while self.sent < file.size:
+            await asyncio.sleep(CHUNK_DELAY)
+            if file.flaky and not self.dropped and self.sent >= file.size // 2:
+                self.dropped = True
+                err = ConnectionResetError(f"connection reset at {100 * self.sent // file.size}%")
+                mach.add_err_state(ss.ErrUpload, err)
+                return
+            self.sent = min(file.size, self.sent + chunk)
+            mach.add1(ss.Progress, {"sent": self.sent})
+            self._publish(self.status())
+        mach.add1(ss.Done)
+
+    def UploadingEnd(self, e: am.Event) -> None:
+        self.resume = ss.Offline in e.transition.enters
+
+    def PausedEnter(self, e: am.Event) -> bool:
+        return ss.Uploading in e.transition.states_before
+
+    def OnlineState(self, e: am.Event) -> None:
+        if self.resume:
+            self.resume = False
+            e.machine.ev_add1(e, ss.Uploading)
+
+
+class StaticSite:
+    """The ``process_request`` hook of the RPC server: plain GETs get files from ``root``
+    (nothing outside it), WebSocket upgrades to ``/rpc`` from the same origin go through."""
+
+    def __init__(self, root: Path, generated: dict[str, bytes] | None = None) -> None:
+        self.root = root.resolve()
+        self.generated = generated or {}
+        """Paths answered with these bytes (JSON) instead of a file."""
+
+    def __call__(self, conn: ServerConnection, request: Request) -> Response | None:
+        if getattr(request, "method", "GET") != "GET":  # older websockets parse only GETs
+            return conn.respond(HTTPStatus.METHOD_NOT_ALLOWED, "only GET requests are served\n")
+        path = unquote(urlsplit(request.path).path)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if path != RPC_PATH:
+                return conn.respond(HTTPStatus.NOT_FOUND, f"WebSockets connect to {RPC_PATH}\n")
+            origin = request.headers.get("Origin")
+            host = request.headers.get("Host", "")
+            if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+                return conn.respond(HTTPStatus.FORBIDDEN, "cross-origin WebSocket refused\n")
+            return None
+        if path in self.generated:
+            return _response(self.generated[path], "application/json")
+        file = self.resolve(path)
+        if file is None:
+            return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        content_type = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
+        return _response(file.read_bytes(), content_type)
+
+    def resolve(self, path: str) -> Path | None:
+        """The file for a URL path (a folder means its index.html), or None."""
+        if "\0" in path:
+            return None
+        file = (self.root / path.lstrip("/")).resolve()
+        if not file.is_relative_to(self.root):
+            return None
+        if file.is_dir():
+            file = file / "index.html"
+        return file if file.is_file() else None
+
+
+def _response(body: bytes, content_type: str) -> Response:
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+@dataclass
+class DemoServer:
+    """A running demo server."""
+
+    url: str
+    """Where browsers open the page, e.g. ``http://127.0.0.1:8000/``."""
+    machine: am.Machine
+    rpc: rpc.Server
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        """Close the connections, stop listening and dispose the machine (ending its upload)."""
+        for task in self._tasks:
+            task.cancel()
+        # a browser's idle spare connection would hold this for websockets' 10 s opening timeout
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.rpc.stop(), STOP_WAIT)
+        self.machine.dispose()
+
+
+async def serve(site: Path, host: str = "127.0.0.1", port: int = 0) -> DemoServer:
+    """Serve ``site`` (a ``make site`` build) and the shared machine on ``host:port``
+    (port 0 picks a free one)."""
+    if not (site / "index.html").is_file():
+        raise FileNotFoundError(f"{site}/index.html is missing: build the site with `make site`")
+    # static hosting serves the site's own demo-server.json, which says there is no server
+    found = json.dumps({"rpc": RPC_PATH}).encode()
+    server = rpc.Server(http=StaticSite(site, {"/demo-server.json": found}))
+
+    def publish(status: dict[str, Any]) -> None:
+        server.send_payload("upload", status, machine=MACHINE_ID)
+
+    def forward_log(level: am.LogLevel, msg: str) -> None:
+        server.send_payload("log", msg, machine=MACHINE_ID)
+
+    mach = am.Machine(SCHEMA, id=MACHINE_ID, log_level=am.LogLevel.OPS, logger=forward_log)
+    mach.verify_states(ss.names())
+    uploader = Uploader(publish)
+    mach.bind_handlers(uploader)
+    mach.add1(ss.Online)
+    server.expose(mach)
+    await server.start(host, port)
+
+    async def keep_publishing() -> None:
+        while True:
+            publish(uploader.status())
+            await asyncio.sleep(STATUS_EVERY)
+
+    tasks = [asyncio.get_running_loop().create_task(keep_publishing())]
+    return DemoServer(f"http://{server.host}:{server.port}/", mach, server, tasks)
+
+
+async def _run(site: Path, host: str, port: int) -> None:
+    demo = await serve(site, host, port)
+    print(f"upload demo: {demo.url} (open {demo.url}?mode=remote in several tabs)", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        await demo.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="The upload demo: the site and the shared machine on one port."
+    )
+    parser.add_argument("--site", type=Path, default=Path("build/site"), help="the built site")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_run(args.site, args.host, args.port))
+    except OSError as err:  # no site, or the port is taken
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
