@@ -53,8 +53,9 @@ def test_two_pages_see_each_others_mutations(
     connect(page_a, url, "tabA")
     connect(page_b, url, "tabB")
     start = page_b.evaluate("tabB.tick('Clicked')")
-    page_b.evaluate("window.seen = []; tabB.subscribe((info) => seen.push(info.added.join()))")
-    page_b.evaluate("window.clicks = tabB.whenTicks('Clicked', 5)")
+    page_b.evaluate("window.seen = []; tabB.subscribe((info) => seen.push(info.added.join())); 0")
+    # `; 0`: evaluate() would otherwise wait for the Promise before tab A clicks
+    page_b.evaluate("window.clicks = tabB.whenTicks('Clicked', 5); 0")
     for _ in range(3):
         assert page_a.evaluate("tabA.add1('Clicked')") == 0
     page_b.evaluate("clicks")  # awaits the Promise: three Multi activations from tab A
