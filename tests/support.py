@@ -41,3 +41,17 @@ def logged(
         schema, log_level=level, logger=lambda _lvl, msg: lines.append(msg), log_id=False, **kw
     )
     return mach, lines
+
+
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's Chromium: Playwright cannot download its own browser here."""
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",  # no calls home: the sandbox has no outside network
+    "--disable-component-update",
+    "--disable-sync",
+]

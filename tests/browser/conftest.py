@@ -13,21 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import CHROMIUM, CHROMIUM_ARGS
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "build" / "site"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGES = {"/bridge.html": Path(__file__).with_name("bridge.html")}
 
 
@@ -88,7 +79,9 @@ def _open_page(browser: Any, site_url: str) -> Iterator[tuple[Any, PageWatch]]:
     page.on("console", lambda msg: msg.type == "error" and watch.errors.append(msg.text))
     page.on("pageerror", lambda err: watch.errors.append(str(err)))
     page.goto(f"{site_url}/bridge.html")
-    page.wait_for_function("document.getElementById('status').textContent === 'ready'", timeout=60_000)
+    page.wait_for_function(
+        "document.getElementById('status').textContent === 'ready'", timeout=60_000
+    )
     yield page, watch
     context.close()
     assert watch.errors == [], f"console errors: {watch.errors}"

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from support import CHROMIUM, CHROMIUM_ARGS
 
 async_api = pytest.importorskip("playwright.async_api")
 pytest.importorskip("websockets")
@@ -30,16 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "build" / "site"
 SCREENSHOTS = ROOT / "build" / "screenshots"
 TIMINGS = ROOT / "build" / "e2e-timings.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOAD_TIMEOUT = 60_000
 """Milliseconds a page may take to become interactive: Pyodide starts in every tab."""
 
