@@ -493,9 +493,10 @@ async def test_req_add1_delay_capped_at_backoff() -> None:
 
 
 async def test_req_add1_bounded_by_max_duration() -> None:
-    """After the second try (at 10 ms) the next pause (20 ms) would end past 25 ms: give up."""
+    """After the second try (at 50 ms) the next pause (100 ms) would end past 125 ms: give up.
+    (Wide margins: a busy machine, or Pyodide, may be late by tens of milliseconds.)"""
     mach, tries = refusing(100)
-    req = amhelp.ReqAdd1(mach, "A", delay=0.01, max_duration=0.025)
+    req = amhelp.ReqAdd1(mach, "A", delay=0.05, max_duration=0.125)
     assert await req.run() == am.Canceled
     assert len(tries) == 2
 
