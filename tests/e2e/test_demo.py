@@ -41,7 +41,9 @@ UPLOAD = "upload"
 UPLOAD_TIMEOUT = 15.0
 """Seconds: a simulated upload takes 20 chunks of 150 ms."""
 # the browser reports each refused connection attempt on its console
-REFUSED_SOCKET = re.compile(r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/rpc' failed")
+REFUSED_SOCKET = re.compile(
+    r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/rpc' failed: .*net::ERR_CONNECTION_REFUSED$"
+)
 
 OpenDemo = Callable[[str], Awaitable[Page]]
 Screenshot = Callable[[Page, str], Awaitable[None]]
@@ -71,8 +73,8 @@ async def local_tab(open_demo: OpenDemo, demo: Any, timings: dict[str, float]) -
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def tabs(open_demo: OpenDemo, demo: Any, timings: dict[str, float]) -> tuple[Page, Page]:
-    """Two remote tabs on the demo server's machine (opened one after the other: Pyodide's start
-    is CPU-bound, two at once take as long as both in a row)."""
+    """Two remote tabs on the demo server's machine, opened one after the other (Pyodide's start
+    is CPU-bound: two at once take longer than both in a row)."""
     pages = []
     for name in ("a", "b"):
         page = await open_demo(f"{demo.url}?mode=remote")
