@@ -219,3 +219,24 @@ def w4_ops_named(k: int, count: int) -> tuple[list[tuple[list[str], list[str]]],
     names = w4_names(k)
     ops, checksum = w4_ops(k, count)
     return [([names[i] for i in a], [names[i] for i in s]) for a, s in ops], checksum
+
+
+def w3_peer_callbacks(state_of: Callable[[int], str]) -> dict[str, Any]:
+    """The 20 W3 callbacks of the single-state peers, by their shared naming convention:
+    ``can_enter_Hi``/``can_exit_Hi`` conditions (= HiEnter/HiExit) and ``on_enter_<S>``/
+    ``on_exit_<S>`` actions (= HiState/HiEnd), each counting on ``self.counter``."""
+
+    def true_cb(self: Any) -> bool:
+        self.counter += 1
+        return True
+
+    def plain_cb(self: Any) -> None:
+        self.counter += 1
+
+    attrs: dict[str, Any] = {}
+    for i in range(5):
+        attrs[f"can_enter_H{i}"] = true_cb
+        attrs[f"on_enter_{state_of(i)}"] = plain_cb
+        attrs[f"can_exit_H{i}"] = true_cb
+        attrs[f"on_exit_{state_of(i)}"] = plain_cb
+    return attrs

@@ -18,19 +18,37 @@ from bench.harness import BenchResult, env_info, loadavg
 
 SYSTEMS = ("asyncmachine", "transitions", "python-statemachine")
 ORDER = ["W1", "W2", "W3", "W3p", "W4", "W4p", "W5", "W5s", "W5g"]
-SHORT = {"am": "asyncmachine", "transitions": "transitions", "psm": "python-statemachine",
-         "statemachine": "python-statemachine"}
+SHORT = {
+    "am": "asyncmachine",
+    "transitions": "transitions",
+    "psm": "python-statemachine",
+    "statemachine": "python-statemachine",
+}
 
 # (label, numerator (system, workload, param), denominator or None, target, what)
 TARGETS: list[tuple[str, tuple[str, str, str], tuple[str, str, str] | None, float, str]] = [
-    ("W1 am mutations/s / transitions transitions/s",
-     ("asyncmachine", "W1", ""), ("transitions", "W1", ""), 1.0, "ratio"),
-    ("W3 am cycles/s / transitions cycles/s",
-     ("asyncmachine", "W3", ""), ("transitions", "W3", ""), 2.0, "ratio"),
-    ("W4 am K=10000 / am K=100",
-     ("asyncmachine", "W4", "K=10000"), ("asyncmachine", "W4", "K=100"), 0.5, "ratio"),
-    ("W5 am resolved waiters/s",
-     ("asyncmachine", "W5", "K=1000"), None, 150_000.0, "rate"),
+    (
+        "W1 am mutations/s / transitions transitions/s",
+        ("asyncmachine", "W1", ""),
+        ("transitions", "W1", ""),
+        1.0,
+        "ratio",
+    ),
+    (
+        "W3 am cycles/s / transitions cycles/s",
+        ("asyncmachine", "W3", ""),
+        ("transitions", "W3", ""),
+        2.0,
+        "ratio",
+    ),
+    (
+        "W4 am K=10000 / am K=100",
+        ("asyncmachine", "W4", "K=10000"),
+        ("asyncmachine", "W4", "K=100"),
+        0.5,
+        "ratio",
+    ),
+    ("W5 am resolved waiters/s", ("asyncmachine", "W5", "K=1000"), None, 150_000.0, "rate"),
 ]
 
 
@@ -59,11 +77,18 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
         if key not in keys:
             keys.append(key)
         units.setdefault(key, r["unit"])
-    keys.sort(key=lambda k: (ORDER.index(k[0]) if k[0] in ORDER else len(ORDER), k[0],
-                             int(k[1][2:]) if k[1].startswith("K=") else 0))
+    keys.sort(
+        key=lambda k: (
+            ORDER.index(k[0]) if k[0] in ORDER else len(ORDER),
+            k[0],
+            int(k[1][2:]) if k[1].startswith("K=") else 0,
+        )
+    )
     by = {(r["system"], r["workload"], r["param"]): r for r in rows}
-    out = ["| workload | param | unit | " + " | ".join(systems) + " |",
-           "|---|---|---|" + "---|" * len(systems)]
+    out = [
+        "| workload | param | unit | " + " | ".join(systems) + " |",
+        "|---|---|---|" + "---|" * len(systems),
+    ]
     notes: list[str] = []
     for key in keys:
         cells = []
@@ -75,11 +100,14 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
                 notes.append(f"{s} {key[0]} {key[1]}: {row['skipped']}")
                 cells.append(f"skipped [{len(notes)}]")
             else:
-                cells.append(f"**{_fmt(row['median_ops_per_sec'])}** "
-                             f"({_fmt(row['min_ops_per_sec'])}..{_fmt(row['max_ops_per_sec'])}, "
-                             f"N={row['n']:,})")
-        out.append(f"| {key[0]} | {key[1] or '-'} | {units.get(key, '')}/s | "
-                   + " | ".join(cells) + " |")
+                cells.append(
+                    f"**{_fmt(row['median_ops_per_sec'])}** "
+                    f"({_fmt(row['min_ops_per_sec'])}..{_fmt(row['max_ops_per_sec'])}, "
+                    f"N={row['n']:,})"
+                )
+        out.append(
+            f"| {key[0]} | {key[1] or '-'} | {units.get(key, '')}/s | " + " | ".join(cells) + " |"
+        )
     if notes:
         out += ["", "Skipped:"] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
     out += ["", "| target | value | goal | verdict |", "|---|---|---|---|"]
@@ -103,10 +131,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny N: a smoke run of a few seconds")
     ap.add_argument("--out", default="build/bench/results.jsonl", help="JSON lines output file")
-    ap.add_argument("--only", action="append", choices=sorted(SHORT),
-                    help="run only this system (repeatable): am, transitions, psm")
-    ap.add_argument("--table", metavar="JSONL",
-                    help="only render the table of an existing results file, run nothing")
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SHORT),
+        help="run only this system (repeatable): am, transitions, psm",
+    )
+    ap.add_argument(
+        "--table",
+        metavar="JSONL",
+        help="only render the table of an existing results file, run nothing",
+    )
     args = ap.parse_args(argv)
 
     if args.table:
@@ -119,8 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     env = env_info()
-    print(f"bench: {'quick' if args.quick else 'full'} run, {env}, load {loadavg()}",
-          file=sys.stderr)
+    print(
+        f"bench: {'quick' if args.quick else 'full'} run, {env}, load {loadavg()}", file=sys.stderr
+    )
     with out.open("w") as f:
         for system in chosen:
             print(f"== {system}  (load {loadavg()})", file=sys.stderr, flush=True)

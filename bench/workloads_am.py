@@ -57,8 +57,10 @@ def w1(n: int) -> Callable[[Timer], None]:
             for _ in range(n // 2):
                 add1("A")
                 add1("B")
-        check(mach.tick("A") + mach.tick("B") == 2 * n - 1,
-              f"W1: tick(A)+tick(B) = {mach.tick('A') + mach.tick('B')}, expected {2 * n - 1}")
+        check(
+            mach.tick("A") + mach.tick("B") == 2 * n - 1,
+            f"W1: tick(A)+tick(B) = {mach.tick('A') + mach.tick('B')}, expected {2 * n - 1}",
+        )
         check(mach.is1("B") and mach.not1("A"), f"W1: {mach.string_all()}")
 
     return rep
@@ -94,8 +96,10 @@ def w2(n: int) -> Callable[[Timer], None]:
             for _ in range(n):
                 add1("S00")
                 remove1("S00")
-        check(mach.tick("S19") == 2 * (n + 1),
-              f"W2: tick(S19) = {mach.tick('S19')}, expected {2 * (n + 1)}")
+        check(
+            mach.tick("S19") == 2 * (n + 1),
+            f"W2: tick(S19) = {mach.tick('S19')}, expected {2 * (n + 1)}",
+        )
 
     return rep
 
@@ -163,8 +167,10 @@ def w4(k: int, n: int) -> tuple[Callable[[Timer], None], int]:
                 add(adds)
                 set_(sets)
         active = mach.active_states()
-        check(set(active) == set(ops[-1][1]) and len(active) == 5,
-              f"W4: active {active}, expected {ops[-1][1]}")
+        check(
+            set(active) == set(ops[-1][1]) and len(active) == 5,
+            f"W4: active {active}, expected {ops[-1][1]}",
+        )
 
     return rep, checksum
 
@@ -227,8 +233,10 @@ def w5s() -> Callable[[Timer], dict[str, float]]:
             ok = all(w.done() for w in ws)
         check(ok, "W5s: a waiter is not resolved")
         check(len(mach.active_states()) == W5_K, "W5s: not all active")
-        return {"register_ns_per_waiter": (t1 - t0) / W5_K,
-                "activate_ns_per_waiter": (t2 - t1) / W5_K}
+        return {
+            "register_ns_per_waiter": (t1 - t0) / W5_K,
+            "activate_ns_per_waiter": (t2 - t1) / W5_K,
+        }
 
     return rep
 
@@ -284,14 +292,38 @@ def run(quick: bool = False) -> list[BenchResult]:
     out.append(run_workload(SYSTEM, "W3", "", cfg["W3"], "cycle", w3(cfg["W3"])))
     for k in (100, 1000, 10_000):
         rep, checksum = w4(k, cfg["W4"][k])
-        out.append(run_workload(SYSTEM, "W4", f"K={k}", cfg["W4"][k], "op", rep,
-                                extra={"checksum": checksum}))
+        out.append(
+            run_workload(
+                SYSTEM, "W4", f"K={k}", cfg["W4"][k], "op", rep, extra={"checksum": checksum}
+            )
+        )
     n5 = cfg["W5"] * W5_K
-    out.append(run_workload(SYSTEM, "W5", f"K={W5_K}", n5, "resolved waiter", w5(cfg["W5"]),
-                            extra={"rounds": cfg["W5"]}))
-    out.append(run_workload(SYSTEM, "W5s", f"K={W5_K}", W5_K, "resolved waiter", w5s(),
-                            extra={"rounds": 1}))
+    out.append(
+        run_workload(
+            SYSTEM,
+            "W5",
+            f"K={W5_K}",
+            n5,
+            "resolved waiter",
+            w5(cfg["W5"]),
+            extra={"rounds": cfg["W5"]},
+        )
+    )
+    out.append(
+        run_workload(
+            SYSTEM, "W5s", f"K={W5_K}", W5_K, "resolved waiter", w5s(), extra={"rounds": 1}
+        )
+    )
     n5g = cfg["W5g"] * W5_K
-    out.append(run_workload(SYSTEM, "W5g", f"K={W5_K}", n5g, "resolved waiter", w5g(cfg["W5g"]),
-                            extra={"rounds": cfg["W5g"]}))
+    out.append(
+        run_workload(
+            SYSTEM,
+            "W5g",
+            f"K={W5_K}",
+            n5g,
+            "resolved waiter",
+            w5g(cfg["W5g"]),
+            extra={"rounds": cfg["W5g"]},
+        )
+    )
     return out

@@ -16,7 +16,16 @@ from typing import Any
 from statemachine import State, StateMachine
 from statemachine.state import NestedStateFactory
 
-from bench.harness import BenchResult, Timer, check, run_workload, skipped, w4_names, w4_ops_named
+from bench.harness import (
+    BenchResult,
+    Timer,
+    check,
+    run_workload,
+    skipped,
+    w3_peer_callbacks,
+    w4_names,
+    w4_ops_named,
+)
 
 SYSTEM = "python-statemachine"
 
@@ -73,26 +82,9 @@ def w1(n: int) -> Callable[[Timer], None]:
     return rep
 
 
-def _w3_callbacks(attrs: dict[str, Any], state_of: Callable[[int], str]) -> None:
-    """The 4 callbacks per Hi: ``can_enter_Hi``/``can_exit_Hi`` conditions, entry/exit actions."""
-
-    def true_cb(self: Any) -> bool:
-        self.counter += 1
-        return True
-
-    def plain_cb(self: Any) -> None:
-        self.counter += 1
-
-    for i in range(5):
-        attrs[f"can_enter_H{i}"] = true_cb  # = HiEnter (negotiation)
-        attrs[f"on_enter_{state_of(i)}"] = plain_cb  # = HiState
-        attrs[f"can_exit_H{i}"] = true_cb  # = HiExit (negotiation)
-        attrs[f"on_exit_{state_of(i)}"] = plain_cb  # = HiEnd
-
-
-def _w3_rep(cls: type[StateMachine], n: int, final_ok: Callable[[Any], bool]) -> Callable[
-    [Timer], None
-]:
+def _w3_rep(
+    cls: type[StateMachine], n: int, final_ok: Callable[[Any], bool]
+) -> Callable[[Timer], None]:
     def rep(timer: Timer) -> None:
         m: Any = cls()
         m.counter = 0
@@ -118,7 +110,7 @@ def w3(n: int) -> Callable[[Timer], None]:
         attrs[f"H{i}"] = h
         attrs[f"add_H{i}"] = idle.to(h, cond=f"can_enter_H{i}")
         attrs[f"rm_H{i}"] = h.to(idle, cond=f"can_exit_H{i}")
-    _w3_callbacks(attrs, lambda i: f"H{i}")
+    attrs.update(w3_peer_callbacks(lambda i: f"H{i}"))
     cls = _new_machine_class("W3", attrs)
     return _w3_rep(cls, n, lambda m: m.current_state_value == "idle")
 
@@ -140,7 +132,7 @@ def w3p(n: int) -> Callable[[Timer], None]:
             },
         )
     attrs: dict[str, Any] = {"regions": NestedStateFactory("regions", (State.Parallel,), regions)}
-    _w3_callbacks(attrs, lambda i: f"on_H{i}")
+    attrs.update(w3_peer_callbacks(lambda i: f"on_H{i}"))
     cls = _new_machine_class("W3p", attrs)
     offs = {f"off_H{i}" for i in range(5)}
     return _w3_rep(cls, n, lambda m: offs <= set(m.configuration_values))
@@ -241,8 +233,21 @@ def run(quick: bool = False) -> list[BenchResult]:
             out.append(skipped(SYSTEM, "W4", param, "op", W4_SKIP[k]))
             continue
         rep, checksum, build_s = w4(k, cfg["W4"][k])
-        out.append(run_workload(SYSTEM, "W4", param, cfg["W4"][k], "op", rep, extra={
-            "checksum": checksum, "jumps_per_op": 15, "class_build_s": round(build_s, 3)}))
+        out.append(
+            run_workload(
+                SYSTEM,
+                "W4",
+                param,
+                cfg["W4"][k],
+                "op",
+                rep,
+                extra={
+                    "checksum": checksum,
+                    "jumps_per_op": 15,
+                    "class_build_s": round(build_s, 3),
+                },
+            )
+        )
     for k in (100, 1000, 10_000):
         param = f"K={k}"
         if k not in cfg["W4p"]:
@@ -250,6 +255,15 @@ def run(quick: bool = False) -> list[BenchResult]:
             out.append(skipped(SYSTEM, "W4p", param, "op", why))
             continue
         rep, checksum, build_s = w4p(k, cfg["W4p"][k])
-        out.append(run_workload(SYSTEM, "W4p", param, cfg["W4p"][k], "op", rep, extra={
-            "checksum": checksum, "class_build_s": round(build_s, 3)}))
+        out.append(
+            run_workload(
+                SYSTEM,
+                "W4p",
+                param,
+                cfg["W4p"][k],
+                "op",
+                rep,
+                extra={"checksum": checksum, "class_build_s": round(build_s, 3)},
+            )
+        )
     return out

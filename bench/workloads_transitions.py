@@ -12,7 +12,16 @@ from typing import Any
 
 from transitions import Machine
 
-from bench.harness import BenchResult, Timer, check, run_workload, skipped, w4_names, w4_ops_named
+from bench.harness import (
+    BenchResult,
+    Timer,
+    check,
+    run_workload,
+    skipped,
+    w3_peer_callbacks,
+    w4_names,
+    w4_ops_named,
+)
 
 SYSTEM = "transitions"
 
@@ -55,20 +64,7 @@ def w1(n: int) -> Callable[[Timer], None]:
 
 def _w3_machine_class() -> type[Machine]:
     """A Machine subclass carrying the 20 callbacks by ``transitions``' naming convention."""
-    attrs: dict[str, Any] = {}
-
-    def true_cb(self: Any) -> bool:
-        self.counter += 1
-        return True
-
-    def plain_cb(self: Any) -> None:
-        self.counter += 1
-
-    for i in range(5):
-        attrs[f"can_enter_H{i}"] = true_cb  # = HiEnter (negotiation)
-        attrs[f"on_enter_H{i}"] = plain_cb  # = HiState
-        attrs[f"can_exit_H{i}"] = true_cb  # = HiExit (negotiation)
-        attrs[f"on_exit_H{i}"] = plain_cb  # = HiEnd
+    attrs = w3_peer_callbacks(lambda i: f"H{i}")
     return type("W3Machine", (Machine,), attrs)
 
 
@@ -86,8 +82,9 @@ def w3(n: int) -> Callable[[Timer], None]:
         )
 
     def rep(timer: Timer) -> None:
-        m: Any = cls(states=["idle", *names], transitions=trans, initial="idle",
-                     auto_transitions=False)
+        m: Any = cls(
+            states=["idle", *names], transitions=trans, initial="idle", auto_transitions=False
+        )
         m.counter = 0
         adds = [getattr(m, f"add_{s}") for s in names]
         rms = [getattr(m, f"rm_{s}") for s in names]
@@ -141,8 +138,18 @@ def run(quick: bool = False) -> list[BenchResult]:
     reps = 5
     out: list[BenchResult] = []
     n1 = int(cfg["W1"])  # type: ignore[call-overload]
-    out.append(run_workload(SYSTEM, "W1", "", n1, "transition", w1(n1), reps=reps,
-                            extra={"config": "auto_transitions=False, model=machine"}))
+    out.append(
+        run_workload(
+            SYSTEM,
+            "W1",
+            "",
+            n1,
+            "transition",
+            w1(n1),
+            reps=reps,
+            extra={"config": "auto_transitions=False, model=machine"},
+        )
+    )
     n3 = int(cfg["W3"])  # type: ignore[call-overload]
     out.append(run_workload(SYSTEM, "W3", "", n3, "cycle", w3(n3), reps=reps))
     w4n: dict[int, int] = cfg["W4"]  # type: ignore[assignment]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import pytest
 
 import asyncmachine as am
 
@@ -55,3 +58,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Every test ends with the same tasks running as it started with (use it with
+    ``pytestmark = pytest.mark.usefixtures("no_leaked_tasks")`` after importing it)."""
+
+    def others() -> set[asyncio.Task[Any]]:
+        return asyncio.all_tasks() - {asyncio.current_task()}
+
+    before = others()
+    yield
+    assert others() == before

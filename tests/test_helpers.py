@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from support import no_leaked_tasks  # noqa: F401 (the fixture every test here uses)
 
 import asyncmachine as am
 import asyncmachine.helpers as amhelp
@@ -20,16 +21,7 @@ def mk(**schema: am.State) -> am.Machine:
     return am.Machine(schema or {"A": St(), "B": St(), "C": St()})
 
 
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Every test ends with the same tasks running as it started with."""
-
-    def others() -> set[asyncio.Task[Any]]:
-        return asyncio.all_tasks() - {asyncio.current_task()}
-
-    before = others()
-    yield
-    assert others() == before
+pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
 
 class Spy(am.Waiter):

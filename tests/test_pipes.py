@@ -6,10 +6,11 @@ import asyncio
 import gc
 import sys
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from support import no_leaked_tasks  # noqa: F401 (the fixture every test here uses)
 
 import asyncmachine as am
 import asyncmachine.helpers as amhelp
@@ -18,16 +19,7 @@ from asyncmachine import pipes
 St = am.State
 
 
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Every test ends with the same tasks running as it started with."""
-
-    def others() -> set[asyncio.Task[Any]]:
-        return asyncio.all_tasks() - {asyncio.current_task()}
-
-    before = others()
-    yield
-    assert others() == before
+pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
 
 def source() -> am.Machine:
