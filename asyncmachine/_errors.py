@@ -48,3 +48,7 @@ class ExceptionStateError(AsyncMachineError):
     def __init__(self, err: BaseException | None, *args: Any) -> None:
         self.err = err
         super().__init__(f"machine entered Exception: {err!r}", *args)
+
+
+class HandlerWarning(UserWarning):
+    """A name on a handler object looks like a handler but matches nothing (``FooEnterr``)."""

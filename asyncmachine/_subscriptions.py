@@ -1,7 +1,7 @@
-"""Subscriptions: pending waiters indexed by the states that can satisfy them (§10).
+"""Subscriptions: pending waiters indexed by the states that can satisfy them.
 
 After a transition only the waiters on states that changed are looked at, so a machine with many
-states and few waiters pays for the waiters it has, not for its size.
+states and few waiters pays for the waiters it has, not for its size (docs/semantics.md#waiters).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import heapq
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._clock import StateSet
 from ._ctx import Ctx
 from ._waiter import Waiter, cancelled_waiter
 
@@ -159,7 +160,7 @@ class Subscriptions:
         activated: Sequence[str],
         deactivated: Sequence[str],
         ticked: Sequence[str],
-        active: set[str],
+        active: StateSet,
         clock: dict[str, int],
         queue_tick: int,
     ) -> None:

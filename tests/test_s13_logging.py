@@ -172,15 +172,16 @@ def test_no_logs_after_dispose() -> None:
     assert lines == []
 
 
-def test_default_logger_is_stdlib(caplog: pytest.LogCaptureFixture) -> None:
-    """Without a custom logger, lines go to logging.getLogger("asyncmachine") at INFO."""
+def test_default_logger_is_the_machines_stdlib_child(caplog: pytest.LogCaptureFixture) -> None:
+    """Without a custom logger, lines go to the stdlib logger ``asyncmachine.<id>`` at INFO."""
     caplog.set_level(logging.INFO, logger="asyncmachine")
     mach = am.Machine(dict(NO_RELS), id="xyz12345", log_level=am.LogLevel.CHANGES)
     mach.add1("A")
     mach.log("hi")
-    recs = [r for r in caplog.records if r.name == "asyncmachine"]
+    recs = [r for r in caplog.records if r.name == "asyncmachine.xyz12345"]
     assert [r.getMessage() for r in recs] == ["[xyz12] [state] +A", "[xyz12] [exter] hi"]
     assert all(r.levelno == logging.INFO for r in recs)
+    assert logging.getLogger("asyncmachine.xyz12345").parent is logging.getLogger("asyncmachine")
 
 
 def test_default_logger_without_id(caplog: pytest.LogCaptureFixture) -> None:
@@ -188,4 +189,5 @@ def test_default_logger_without_id(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="asyncmachine")
     mach = am.Machine(dict(NO_RELS), log_level=am.LogLevel.CHANGES, log_id=False)
     mach.add1("B")
-    assert [r.getMessage() for r in caplog.records if r.name == "asyncmachine"] == ["[state] +B"]
+    name = f"asyncmachine.{mach.id}"
+    assert [r.getMessage() for r in caplog.records if r.name == name] == ["[state] +B"]
