@@ -101,12 +101,37 @@ def test_s1_2_add_wins_over_remove() -> None:
     assert mach.string_all() == "(A:1 B:1) [Exception:0]"
 
 
-def test_s1_2_unknown_add_dropped() -> None:
-    """Rule 2: an unknown name in Add is dropped (the Add still works)."""
-    mach = am.Machine({"A": am.State(add=("Nope", "B")), "B": am.State()})
-    assert mach.schema["A"].add == ("B",)
-    assert mach.add1("A") == am.Executed
-    assert mach.string_all() == "(A:1 B:1) [Exception:0]"
+@pytest.mark.parametrize("rel", ["require", "add", "remove", "after"])
+def test_s1_2_unknown_relation_target_is_a_schema_error(rel: str) -> None:
+    """A relation to a state not in the schema raises SchemaError naming the state and relation."""
+    with pytest.raises(am.SchemaError, match=f"A: {rel} target Nope is not a state"):
+        am.Machine({"A": am.State(**{rel: ("B", "Nope")}), "B": am.State()})
+
+
+def test_s1_2_every_unknown_relation_target_is_named() -> None:
+    """All unknown targets are listed in one error, so one fix-up round is enough."""
+    with pytest.raises(am.SchemaError) as info:
+        am.Machine({"A": am.State(require=("X",)), "B": am.State(add=("Y",), after=("A",))})
+    assert "A: require target X is not a state" in str(info.value)
+    assert "B: add target Y is not a state" in str(info.value)
+
+
+def test_s1_2_relations_to_exception_always_allowed() -> None:
+    """Exception is part of every schema, so relations to it are never unknown."""
+    e = am.State(require=("Exception",), add=("Exception",), after=("Exception",))
+    mach = am.Machine({"E": e, "F": am.State(remove=("Exception",))})
+    assert mach.schema["E"] == e
+    assert mach.schema["F"].remove == ("Exception",)
+
+
+def test_s1_2_schema_error_leaves_nothing_behind() -> None:
+    """set_schema with an unknown relation target raises and keeps the old schema."""
+    mach = am.Machine({"A": am.State()})
+    mach.add1("A")
+    with pytest.raises(am.SchemaError):
+        mach.set_schema({"A": am.State(), "B": am.State(add=("C",))}, ["A", "B", "Exception"])
+    assert mach.state_names() == ["A", "Exception"]
+    assert mach.string_all() == "(A:1) [Exception:0]"
 
 
 def test_s1_2_self_after_dropped() -> None:
@@ -124,21 +149,6 @@ def test_s1_2_require_remove_conflict_adds_exception() -> None:
     err = mach.err()
     assert isinstance(err, am.SchemaError)
     assert "require-remove conflict for A to B" in str(err)
-
-
-def test_s1_2_unknown_remove_and_after_dropped() -> None:
-    """Rule 5: unknown names disappear from Remove and After."""
-    mach = am.Machine({"A": am.State(remove=("Nope", "B"), after=("Nope",)), "B": am.State()})
-    assert mach.schema["A"] == am.State(remove=("B",))
-
-
-def test_s1_2_unknown_require_kept_state_never_activates() -> None:
-    """Rule 5 [C]: an unknown Require entry is kept, so every Add of the state is Canceled."""
-    mach = am.Machine({"A": am.State(require=("Nope",)), "B": am.State()})
-    assert mach.schema["A"].require == ("Nope",)
-    assert mach.add1("A") == am.Canceled
-    assert mach.add(["A", "B"]) == am.Canceled
-    assert mach.string_all() == "() [A:0 B:0 Exception:0]"
 
 
 def test_s1_2_exception_relations_work_without_explicit_exception() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import warnings
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -600,3 +602,116 @@ def test_s5_6_on_error_for_handler_panic() -> None:
     mach.bind_handlers(Rec(do={"AEnter": raiser("boom")}))
     mach.add1("A")
     assert len(seen) == 1 and str(seen[0]) == "boom"
+
+
+def test_misspelt_handler_warns() -> None:
+    """`FooEnterr`: starts with a state, but the rest is no suffix and no state: HandlerWarning."""
+    mach = am.Machine({"Foo": am.State(), "Bar": am.State()})
+    calls: list[str] = []
+
+    class Handlers:
+        def FooEnterr(self, e: am.Event) -> None:
+            calls.append("FooEnterr")
+
+        def FooState(self, e: am.Event) -> None:
+            calls.append("FooState")
+
+    with pytest.warns(am.HandlerWarning, match="FooEnterr") as record:
+        mach.bind_handlers(Handlers())
+    assert len(record) == 1
+    assert record[0].filename == __file__  # points at the bind_handlers call
+    assert issubclass(am.HandlerWarning, UserWarning)
+    mach.add1("Foo")
+    assert calls == ["FooState"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["FooBar", "FooBarState", "Foobar", "Foo", "helper", "AnyEnter", "FooFoo"],
+)
+def test_handler_like_names_that_do_not_warn(name: str) -> None:
+    """Pairs of states, real handlers, a state name alone and other words are left alone."""
+    mach = am.Machine({"Foo": am.State(), "Bar": am.State(), "FooBar": am.State()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mach.bind_handlers({name: lambda e: None})
+
+
+def test_misspelt_handler_in_a_dict_warns() -> None:
+    mach = am.Machine({"Foo": am.State()})
+    with pytest.warns(am.HandlerWarning, match="FooExt"):
+        mach.bind_handlers({"FooExt": lambda e: None})
+
+
+def test_current_transition_follows_the_handlers() -> None:
+    """am.current_transition() is the transition whose handlers run, None elsewhere."""
+    mach = am.Machine(dict(NO_RELS))
+    seen: list[tuple[str, am.Transition | None, am.Transition | None]] = []
+
+    def record(e: am.Event) -> None:
+        seen.append((e.name, am.current_transition(), e.transition))
+
+    mach.bind_handlers(SimpleNamespace(AEnter=record, AState=record, AnyState=record))
+    assert am.current_transition() is None
+    mach.add1("A")
+    assert am.current_transition() is None
+    assert [name for name, _, _ in seen] == ["AEnter", "AState", "AnyState"]
+    assert all(current is tx for _, current, tx in seen)
+
+
+def test_current_transition_across_machines() -> None:
+    """A handler of one machine mutating another: each machine's handlers see their own
+    transition, and the outer one is back once the inner call returns."""
+    outer = am.Machine(dict(NO_RELS), id="outer")
+    inner = am.Machine(dict(NO_RELS), id="inner")
+    seen: list[tuple[str, str]] = []
+
+    def b_state(e: am.Event) -> None:
+        tx = am.current_transition()
+        assert tx is not None
+        seen.append(("inner", tx.machine_id))
+
+    def a_state(e: am.Event) -> None:
+        inner.add1("B")
+        tx = am.current_transition()
+        assert tx is e.transition
+        seen.append(("outer", tx.machine_id))
+
+    outer.bind_handlers(SimpleNamespace(AState=a_state))
+    inner.bind_handlers(SimpleNamespace(BState=b_state))
+    outer.add1("A")
+    assert seen == [("inner", "inner"), ("outer", "outer")]
+
+
+async def test_current_transition_is_inherited_by_tasks() -> None:
+    """An async final handler, and a task forked from a handler, keep the transition that
+    started them, even after later transitions."""
+    mach = am.Machine(dict(NO_RELS))
+    seen: dict[str, am.Transition | None] = {}
+    started: dict[str, am.Transition] = {}
+    release = asyncio.Event()
+
+    async def forked() -> None:
+        await release.wait()
+        seen["forked"] = am.current_transition()
+
+    class Handlers:
+        async def AState(self, e: am.Event) -> None:
+            started["async"] = e.transition
+            await release.wait()
+            seen["async"] = am.current_transition()
+
+        def BState(self, e: am.Event) -> None:
+            started["forked"] = e.transition
+            e.machine.fork(e.machine.ctx, forked())
+
+    mach.bind_handlers(Handlers())
+    mach.add1("A")
+    mach.add1("B")
+    mach.add1("C")
+    assert am.current_transition() is None
+    release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert seen == started
+    assert started["async"] is not started["forked"]

@@ -207,3 +207,40 @@ def test_import_different_state_names_raises(other: dict[str, am.State]) -> None
         dst.import_data(src.export())
     assert dst.string_all() == before
     assert dst.machine_tick() == 0
+
+
+def test_import_id_mismatch_raises() -> None:
+    """Upstream's `import ID mismatch`: another machine's export is refused, nothing changes."""
+    src = am.Machine(dict(NO_RELS), id="one")
+    src.add1("A")
+    dst = am.Machine(dict(NO_RELS), id="two")
+    with pytest.raises(ValueError, match="import ID mismatch"):
+        dst.import_data(src.export())
+    assert dst.string_all() == "() [A:0 B:0 C:0 D:0 Exception:0]"
+    assert dst.machine_tick() == 0
+
+
+def test_import_without_id_check() -> None:
+    """check_id=False restores another machine's clock (a copy, a migration)."""
+    src = am.Machine(dict(NO_RELS), id="one")
+    src.add(["A", "C"])
+    dst = am.Machine(dict(NO_RELS), id="two")
+    dst.import_data(src.export(), check_id=False)
+    assert dst.string_all() == "(A:1 C:1) [B:0 D:0 Exception:0]"
+    assert dst.id == "two"
+
+
+def test_import_then_relations_resolve_from_the_restored_states() -> None:
+    """Relations see the imported active states (nothing remembered from before the import)."""
+    schema = {"A": St(remove=("B",)), "B": St(remove=("A",)), "C": St(require=("A",))}
+    src = am.Machine(dict(schema), id="m")
+    src.add1("A")
+    dst = am.Machine(dict(schema), id="m")
+    dst.add1("B")
+    dst.add1("A")
+    dst.add1("B")
+    dst.import_data(src.export())
+    assert dst.add1("C") == am.Executed
+    assert set(dst.active_states()) == {"A", "C"}
+    assert dst.add1("B") == am.Executed
+    assert set(dst.active_states()) == {"B"}
