@@ -4,7 +4,7 @@ A Python port of asyncmachine-go. ``import asyncmachine as am``, then build an `
 schema of ``am.State`` definitions.
 """
 
-from ._ctx import Ctx
+from ._ctx import Ctx, StateCtxInfo
 from ._errors import (
     AsyncMachineError,
     ExceptionStateError,
@@ -17,7 +17,7 @@ from ._errors import (
 )
 from ._exception_handler import ExceptionHandler
 from ._log import LogLevel, new_log_args_mapper
-from ._machine import Event, Machine, StateCtxInfo
+from ._machine import Event, Machine
 from ._result import Canceled, Executed, Queued, Result, is_queued
 from ._schema import (
     EXCEPTION,

@@ -28,7 +28,7 @@ Notify = Callable[[str, str, str], Any]
 """``notify(kind, id, payload_json)``: calls into the page (handlers, waiters, subscribers)."""
 
 
-class PageError(Exception):
+class PageError(AsyncMachineError):
     """An error reported by the page through ``addErr()``."""
 
 

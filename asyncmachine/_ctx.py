@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 DoneCallback = Callable[["Ctx"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StateCtxInfo:
+    """What a state context belongs to: ``Ctx.value`` of ``Machine.new_state_ctx()``."""
+
+    machine_id: str
+    state: str
+    tick: int
 
 
 class Ctx:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock
-from ._ctx import Ctx
+from ._ctx import Ctx, StateCtxInfo
 from ._dispatch import Dispatcher, spawn_error
 from ._engine import ADD, REMOVE, SET, ChangeFn, Engine, ErrorFn
-from ._errors import NestedEvalError, SchemaError, StateMissingError
+from ._errors import NestedEvalError, SchemaError, StateMissingError, is_cancellation
 from ._handlers import Binding
 from ._log import CHANGES, EXTERNAL, OPS, ArgsMapper, Logger, LogLevel, log_args
 from ._observer import Breakpoint, Observer
@@ -34,15 +33,6 @@ if TYPE_CHECKING:
     import asyncio
 
 Args = dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class StateCtxInfo:
-    """What a state context belongs to: ``Ctx.value`` of ``new_state_ctx()``."""
-
-    machine_id: str
-    state: str
-    tick: int
 
 
 class Event:
@@ -246,7 +236,7 @@ class Machine(ClockView):
     ) -> Result:
         """Activate the error state ``state`` together with ``Exception``."""
         called = self._called1(state)
-        if self._engine.disposing or err is None or _is_cancellation(err):
+        if self._engine.disposing or err is None or is_cancellation(err):
             return Canceled
         if state != EXCEPTION:
             called = [state, EXCEPTION]
@@ -489,7 +479,7 @@ class Machine(ClockView):
             if t.cancelled():
                 return
             err = t.exception()
-            if err is not None and not self._engine.disposing and not _is_cancellation(err):
+            if err is not None and not self._engine.disposing and not is_cancellation(err):
                 name = getattr(coro, "__qualname__", "task")
                 self._observer.error(f"[error:task] {name} ({err})")
                 self._engine.add_error([EXCEPTION], err, None, None, logged=True)
@@ -695,11 +685,3 @@ class Machine(ClockView):
 def _source(e: Event) -> MutationSource:
     tx = e.transition
     return MutationSource(e.machine.id, tx.id, sum(tx.time_before))
-
-
-def _is_cancellation(err: BaseException) -> bool:
-    """``asyncio.CancelledError`` without importing asyncio into the core."""
-    return any(
-        cls.__name__ == "CancelledError" and cls.__module__.startswith(("asyncio", "concurrent"))
-        for cls in type(err).__mro__
-    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from support import NO_RELS, Rec
 
 import asyncmachine as am
-from support import NO_RELS, Rec
 
 St = am.State
 
