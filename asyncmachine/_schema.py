@@ -55,6 +55,7 @@ class State:
                 raise SchemaError(f"schema error: {name} must be a bool")
 
     def has_tag(self, tag: str) -> bool:
+        """``tag`` is one of the state's tags."""
         return tag in self.tags
 
 
@@ -80,6 +81,7 @@ def states_shared(a: Iterable[str], b: Iterable[str]) -> S:
 
 
 def states_equal(a: Iterable[str], b: Iterable[str]) -> bool:
+    """The same states, in any order."""
     return set(a) == set(b)
 
 

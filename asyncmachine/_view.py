@@ -66,6 +66,7 @@ class ClockView:
         return True
 
     def is1(self, state: str) -> bool:
+        """``state`` is active (an unknown name is simply not active)."""
         return state in self._clock.active_set
 
     def not_(self, states: Sequence[str]) -> bool:
@@ -74,6 +75,7 @@ class ClockView:
         return not any(s in self._clock.active_set for s in called)
 
     def not1(self, state: str) -> bool:
+        """``state`` is inactive; an unknown name raises ``StateMissingError``."""
         self._called1(state)
         return state not in self._clock.active_set
 
@@ -92,6 +94,7 @@ class ClockView:
         return all(s in self._schema for s in states)
 
     def has1(self, state: str) -> bool:
+        """``state`` is in the schema."""
         return not self._disposed and state in self._schema
 
     def switch(self, *groups: Sequence[str]) -> str:
@@ -103,22 +106,27 @@ class ClockView:
         return ""
 
     def active_states(self, states: Sequence[str] | None = None) -> list[str]:
+        """Active states in target order, or those of ``states`` that are active."""
         if states is None:
             return list(self._clock.active)
         return [s for s in states if s in self._clock.active_set]
 
     def state_names(self) -> list[str]:
+        """Every state, in the machine's order (sorted, or as verified)."""
         return list(self._clock.names)
 
     def index1(self, state: str) -> int:
+        """The position of ``state`` in ``state_names()``, -1 if unknown."""
         if self._disposed:
             return -1
         return self._clock.index.get(state, -1)
 
     def index(self, states: Sequence[str]) -> list[int]:
+        """``index1`` of each state."""
         return [self.index1(s) for s in states]
 
     def tick(self, state: str) -> int:
+        """The clock of ``state`` (odd: active), 0 if unknown."""
         if self._disposed:
             return 0
         return self._clock.ticks.get(state, 0)
@@ -130,6 +138,7 @@ class ClockView:
         return self._clock.time(states)
 
     def clock(self, states: Sequence[str] | None = None) -> dict[str, int]:
+        """Ticks by name, of ``states`` (default: all)."""
         if self._disposed:
             return {}
         ticks = self._clock.ticks
@@ -172,6 +181,7 @@ class ClockView:
         return self._clock.queue_tick
 
     def is_err(self) -> bool:
+        """``Exception`` is active."""
         return EXCEPTION in self._clock.active_set
 
     def string(self) -> str:
@@ -227,6 +237,7 @@ class ClockView:
         return self._subs.reuse(key) or self._subs.add_when(called, ctx, key, negate=False)
 
     def when1(self, state: str, ctx: Ctx | None = None) -> Waiter:
+        """Resolved once ``state`` is active."""
         if self._disposed or (ctx is not None and ctx.done()):
             return cancelled_waiter()
         if state in self._clock.active_set:
@@ -248,9 +259,11 @@ class ClockView:
         return self._subs.reuse(key) or self._subs.add_when(called, ctx, key, negate=True)
 
     def when_not1(self, state: str, ctx: Ctx | None = None) -> Waiter:
+        """Resolved once ``state`` is inactive."""
         return self.when_not([state], ctx)
 
     def when_err(self, ctx: Ctx | None = None) -> Waiter:
+        """Resolved once ``Exception`` is active."""
         return self.when1(EXCEPTION, ctx)
 
     def when_time(
@@ -273,6 +286,7 @@ class ClockView:
         return self._subs.reuse(key) or self._subs.add_time(called, times, ctx, key)
 
     def when_time1(self, state: str, tick: int, ctx: Ctx | None = None) -> Waiter:
+        """Resolved once ``tick(state) >= tick``."""
         return self.when_time([state], [tick], ctx)
 
     def when_ticks(self, state: str, n: int, ctx: Ctx | None = None) -> Waiter:
