@@ -353,7 +353,9 @@ class Engine:
         related = self.related
         accepted = True
         target_set: Any
-        if not related or (related.isdisjoint(called) and related.isdisjoint(active)):
+        if level < OPS and (
+            not related or (related.isdisjoint(called) and related.isdisjoint(active))
+        ):
             # no relations involved: the target follows from the called states alone
             if mtype is ADD:
                 exits: Sequence[str] = ()
@@ -367,12 +369,12 @@ class Engine:
                         enters = called if s in multi else ()
                         i = before.index(s)
                         target = before if i == 0 else (s, *before[:i], *before[i + 1 :])
+                elif active.isdisjoint(called):
+                    enters = called
+                    target = (*called, *before)
                 else:
                     enters = [s for s in called if s not in active or s in multi]
-                    if len(enters) == len(called):
-                        target = (*called, *before)
-                    else:
-                        target = (*called, *(x for x in before if x not in called))
+                    target = (*called, *(x for x in before if x not in called))
                 target_set = None  # the clock updates its set in place: O(changed)
             elif mtype is REMOVE:
                 enters = ()
@@ -396,7 +398,7 @@ class Engine:
                 multi = self.multi
                 enters = [s for s in target if s not in active or s in multi]
         else:
-            kind = _KIND[mtype]
+            kind = _KIND[mtype]  # logged: resolved from scratch, so the logs tell it all
             if level < OPS and not is_check:
                 res = self.memo.resolve(kind, called, before, active, is_auto)
             else:
