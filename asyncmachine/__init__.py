@@ -123,7 +123,7 @@ def _own_public_classes() -> None:
     for name in __all__:
         obj = globals()[name]
         if isinstance(obj, type):
-            obj.__module__ = __name__
+            obj.__module__ = "asyncmachine"
 
 
 _own_public_classes()
