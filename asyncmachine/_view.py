@@ -202,7 +202,7 @@ class ClockView:
         return f"{self.string()} [{inactive}]"
 
     def inspect(self, states: Sequence[str] | None = None) -> str:
-        """A multi-line dump of states, ticks and relations (§11)."""
+        """A multi-line dump of states, ticks and relations (docs/semantics.md#reading)."""
         if self._disposed:
             return ""
         lines: list[str] = []

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import BenchResult, env_info, loadavg
+from bench.harness import BenchResult, env_info, loadavg, run_interleaved
 
 SYSTEMS = ("asyncmachine", "floor", "transitions", "python-statemachine")
 ORDER = ["W1", "W2", "W3", "W3p", "W4", "W4p", "W5", "W5s", "W5g"]
@@ -105,19 +105,17 @@ def _runner(system: str) -> Callable[[bool], list[BenchResult]]:
 def _floor(quick: bool) -> list[BenchResult]:
     from bench import floor, workloads_am
 
-    return [workloads_am.run_spec("floor", spec) for spec in workloads_am.specs(quick, floor)]
+    return [run_interleaved([run])[0] for run in workloads_am.specs(quick, floor, "floor")]
 
 
 def _side_by_side(quick: bool) -> Iterator[BenchResult]:
-    """The engine and the floor, alternating workload by workload (floor first)."""
+    """The engine and the floor on each workload, alternating rep by rep (floor first)."""
     from bench import floor, workloads_am
 
-    twins = {(s.workload, s.param): s for s in workloads_am.specs(quick, floor)}
-    for spec in workloads_am.specs(quick):
-        twin = twins.get((spec.workload, spec.param))
-        if twin is not None:
-            yield workloads_am.run_spec("floor", twin)
-        yield workloads_am.run_spec(workloads_am.SYSTEM, spec)
+    twins = {(r.workload, r.param): r for r in workloads_am.specs(quick, floor, "floor")}
+    for run in workloads_am.specs(quick):
+        twin = twins.get((run.workload, run.param))
+        yield from run_interleaved([twin, run] if twin is not None else [run])
 
 
 def _fmt(x: float) -> str:

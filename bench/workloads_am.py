@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import asyncmachine as am
-from bench.harness import BenchResult, Timer, check, run_workload, w4_names, w4_ops_named
+from bench.harness import BenchResult, Run, Timer, check, run_interleaved, w4_names, w4_ops_named
 
 SYSTEM = "asyncmachine"
 
@@ -284,53 +283,32 @@ def w5g(rounds: int) -> Callable[[Timer], dict[str, float]]:
 # --- entry point -------------------------------------------------------------------------------
 
 
-@dataclass
-class Spec:
-    """One workload, ready to run: ``run_workload(system, workload, param, n, unit, rep)``."""
-
-    workload: str
-    param: str
-    n: int
-    unit: str
-    rep: Callable[[Timer], Any]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def specs(quick: bool = False, system: ModuleType = am) -> list[Spec]:
-    """Every workload for ``system``; W5g only where waiters are awaitable (the engine)."""
+def specs(quick: bool = False, system: ModuleType = am, name: str = SYSTEM) -> list[Run]:
+    """Every workload for ``system`` (reported as ``name``); W5g only where waiters are
+    awaitable (the engine)."""
     cfg = N_QUICK if quick else N_FULL
     out = [
-        Spec("W1", "", cfg["W1"], "mutation", w1(cfg["W1"], system)),
-        Spec("W2", "", cfg["W2"], "cycle", w2(cfg["W2"], system)),
-        Spec("W3", "", cfg["W3"], "cycle", w3(cfg["W3"], system)),
+        Run(name, "W1", "", cfg["W1"], "mutation", w1(cfg["W1"], system)),
+        Run(name, "W2", "", cfg["W2"], "cycle", w2(cfg["W2"], system)),
+        Run(name, "W3", "", cfg["W3"], "cycle", w3(cfg["W3"], system)),
     ]
     for k in (100, 1000, 10_000):
         rep, checksum = w4(k, cfg["W4"][k], system)
-        out.append(Spec("W4", f"K={k}", cfg["W4"][k], "op", rep, {"checksum": checksum}))
+        out.append(Run(name, "W4", f"K={k}", cfg["W4"][k], "op", rep, {"checksum": checksum}))
     waiter = "resolved waiter"
+    n5 = cfg["W5"] * W5_K
     out.append(
-        Spec(
-            "W5",
-            f"K={W5_K}",
-            cfg["W5"] * W5_K,
-            waiter,
-            w5(cfg["W5"], system),
-            {"rounds": cfg["W5"]},
-        )
+        Run(name, "W5", f"K={W5_K}", n5, waiter, w5(cfg["W5"], system), {"rounds": cfg["W5"]})
     )
-    out.append(Spec("W5s", f"K={W5_K}", W5_K, waiter, w5s(system), {"rounds": 1}))
+    out.append(Run(name, "W5s", f"K={W5_K}", W5_K, waiter, w5s(system), {"rounds": 1}))
     if system is am:
         rounds = cfg["W5g"]
-        out.append(Spec("W5g", f"K={W5_K}", rounds * W5_K, waiter, w5g(rounds), {"rounds": rounds}))
+        out.append(
+            Run(name, "W5g", f"K={W5_K}", rounds * W5_K, waiter, w5g(rounds), {"rounds": rounds})
+        )
     return out
-
-
-def run_spec(system_name: str, spec: Spec) -> BenchResult:
-    return run_workload(
-        system_name, spec.workload, spec.param, spec.n, spec.unit, spec.rep, extra=spec.extra
-    )
 
 
 def run(quick: bool = False) -> list[BenchResult]:
     """All asyncmachine workloads, one after another."""
-    return [run_spec(SYSTEM, spec) for spec in specs(quick)]
+    return [run_interleaved([spec])[0] for spec in specs(quick)]

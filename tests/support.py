@@ -1,4 +1,4 @@
-"""Small helpers shared by the §-organised engine tests."""
+"""Small helpers shared by the engine tests."""
 
 from __future__ import annotations
 

@@ -56,9 +56,7 @@ def test_clock_and_relation_invariants(case: Case) -> None:
 
 @PROPERTY
 @given(cases(), st.data())
-def test_enter_cancel_invariants(
-    case: Case, data: st.DataObject
-) -> None:
+def test_enter_cancel_invariants(case: Case, data: st.DataObject) -> None:
     """XEnter returning False for a random X: a Canceled result leaves the clock unchanged."""
     schema, muts = case
     x = data.draw(st.sampled_from(list(schema)))

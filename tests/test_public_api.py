@@ -1,4 +1,4 @@
-"""api.md's core contract: exported names, Machine methods and properties, basic object shapes."""
+"""The core contract: exported names, Machine methods and properties, basic object shapes."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def test_all_names_resolve() -> None:
 
 @pytest.mark.parametrize("name", MACHINE_METHODS)
 def test_machine_method_callable(name: str) -> None:
-    """Every Machine method named in api.md exists on an instance and is callable."""
+    """Every Machine method of the public API exists on an instance and is callable."""
     mach = am.Machine({"A": am.State()})
     assert callable(getattr(mach, name))
 
@@ -189,7 +189,7 @@ def test_machine_properties() -> None:
 
 
 def test_schema_property_is_a_parsed_copy() -> None:
-    """mach.schema is a copy after §1.2 parsing (Exception added, self-removes dropped)."""
+    """mach.schema is a copy after parsing (Exception added, self-removes dropped)."""
     mach = am.Machine({"A": am.State(remove=("A", "B")), "B": am.State()})
     schema = mach.schema
     assert set(schema) == {"A", "B", "Exception"}
@@ -215,7 +215,7 @@ def test_exception_hierarchy() -> None:
 
 
 def test_result_values() -> None:
-    """Result is an int subclass with the §3.1 values and strings."""
+    """Result is an int subclass with the documented values and strings."""
     assert am.Executed == 0 and am.Canceled == 1 and am.Queued == 2
     assert isinstance(am.Executed, int) and isinstance(am.Executed, am.Result)
     assert str(am.Executed) == "executed"
@@ -234,7 +234,7 @@ async def test_result_is_awaitable() -> None:
 
 
 def test_event_and_transition_shape() -> None:
-    """The Event / Transition / Mutation attributes named in api.md."""
+    """The Event / Transition / Mutation attributes of the public API."""
     mach = am.Machine({"A": am.State(), "B": am.State()})
     mach.add1("B")
     seen: list[dict[str, object]] = []
@@ -310,7 +310,7 @@ def test_handler_binding_contract() -> None:
 
 
 def test_log_level_names() -> None:
-    """LogLevel members as named in api.md."""
+    """LogLevel members as of the public API."""
     assert [m.name for m in am.LogLevel] == [
         "NOTHING",
         "EXTERNAL",
@@ -392,8 +392,9 @@ def core_classes() -> set[str]:
     for path in Path(am.__file__).parent.glob("_*.py"):
         module = importlib.import_module(f"asyncmachine.{path.stem}")
         names.update(
-            n for n, c in vars(module).items() if isinstance(c, type) and c.__module__ in {
-                module.__name__, "asyncmachine"}
+            n
+            for n, c in vars(module).items()
+            if isinstance(c, type) and c.__module__ in {module.__name__, "asyncmachine"}
         )
     return names
 

@@ -7,6 +7,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,33 @@ def test_public_classes_live_in_asyncmachine(name: str) -> None:
     if isinstance(obj, type):
         assert obj.__module__ == "asyncmachine"
         assert getattr(am, obj.__qualname__) is obj
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CITATION = re.compile(r"semantics\.md#([a-z0-9-]+)((?:(?:, | and )#[a-z0-9-]+)*)")
+
+
+def slug(title: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+
+
+def test_semantics_citations_resolve() -> None:
+    """Every semantics.md anchor cited by the code, tests, benchmarks or docs is a section."""
+    semantics = (ROOT / "docs" / "semantics.md").read_text(encoding="utf-8")
+    anchors = {slug(m) for m in re.findall(r"^## (.+)$", semantics, flags=re.MULTILINE)}
+    assert {"relations", "negotiation", "explanations", "export-and-import"} <= anchors
+    files = [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").glob("*")]
+    files += [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+    cited: dict[str, str] = {}
+    for path in files:
+        if path.suffix not in {".py", ".md"}:
+            continue
+        for m in CITATION.finditer(path.read_text(encoding="utf-8")):
+            for anchor in [m.group(1), *re.findall(r"#([a-z0-9-]+)", m.group(2))]:
+                cited.setdefault(anchor, path.name)
+    for anchor in re.findall(r"\]\(#([a-z0-9-]+)\)", semantics):  # the document's own links
+        cited.setdefault(anchor, "semantics.md")
+    assert len(cited) > 15
+    missing = {a: f for a, f in cited.items() if a not in anchors}
+    assert not missing, missing

@@ -1,4 +1,4 @@
-"""§13 logging: levels, the id prefix and the line formats."""
+"""Logging: levels, sinks, the id prefix and the line formats (docs/semantics.md#logging)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def msgs(lines: list[tuple[am.LogLevel, str]]) -> list[str]:
 
 
 def test_log_levels() -> None:
-    """LogLevel values 0-5 in the §13 order."""
+    """LogLevel values 0-5 in their documented order."""
     assert [
         int(x)
         for x in (
