@@ -38,12 +38,14 @@ class Clock:
         self.set_names(names)
 
     def set_names(self, names: Iterable[str]) -> None:
-        """Adopt an order of state names; new names start at tick 0, the others keep theirs."""
+        """Adopt an order of state names; new names start at tick 0, the others keep theirs.
+
+        ``ticks`` has exactly these names, so it also answers "is this a state?".
+        """
         self.names = list(names)
         self.index = {name: i for i, name in enumerate(self.names)}
         ticks = self.ticks
-        for name in self.names:
-            ticks.setdefault(name, 0)
+        self.ticks = {name: ticks.get(name, 0) for name in self.names}
 
     def time(self, states: Sequence[str] | None = None) -> Time:
         """Ticks of ``states`` (default: all, in name order); unknown names tick 0."""

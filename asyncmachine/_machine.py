@@ -191,7 +191,7 @@ class Machine(ClockView):
 
     def add1(self, state: str, args: Args = None) -> Result:
         """``add([state], args)``."""
-        if state not in self._schema:
+        if state not in self._clock.ticks:
             raise StateMissingError([state], self._id)
         return self._engine.mutate(ADD, [state], args)
 
@@ -201,7 +201,7 @@ class Machine(ClockView):
 
     def remove1(self, state: str, args: Args = None) -> Result:
         """``remove([state], args)``."""
-        if state not in self._schema:
+        if state not in self._clock.ticks:
             raise StateMissingError([state], self._id)
         return self._engine.mutate(REMOVE, [state], args)
 

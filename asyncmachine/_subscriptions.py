@@ -12,7 +12,7 @@ from typing import Any
 
 from ._clock import StateSet
 from ._ctx import Ctx
-from ._waiter import Waiter, cancelled_waiter
+from ._waiter import _RESOLVED, Waiter, cancelled_waiter
 
 Query = Callable[[dict[str, int]], bool]
 
@@ -31,7 +31,8 @@ class _Sub(Waiter):
         ctx: Ctx | None,
         extra: Any = None,
     ) -> None:
-        super().__init__()
+        self._state = 0
+        self._callbacks = None
         self.owner = owner
         self.kind = kind
         self.states = states
@@ -54,6 +55,8 @@ class _Sub(Waiter):
                     subs.pop(self, None)
                     if not subs:
                         del index[s]
+        elif self.kind == "plain":
+            owner.plain.pop(self.states[0], None)
         elif self.kind == "query":
             owner.queries.pop(self, None)
         elif self.kind == "ends":
@@ -72,6 +75,7 @@ class Subscriptions:
         "args",
         "count",
         "keys",
+        "plain",
         "queries",
         "queue_ends",
         "queue_heap",
@@ -84,6 +88,9 @@ class Subscriptions:
         self.count = 0
         """Pending subs; 0 lets the engine skip all subscription work."""
         self.keys: dict[Any, _Sub] = {}
+        self.plain: dict[str, _Sub] = {}
+        """``when1(state)`` without a ctx, the common case: one shared waiter per state, resolved
+        without looking at any other state."""
         self.when: dict[str, dict[_Sub, None]] = {}
         self.when_not: dict[str, dict[_Sub, None]] = {}
         self.time: dict[str, dict[_Sub, None]] = {}
@@ -121,6 +128,12 @@ class Subscriptions:
             self.queue_ends[sub] = None
         if ctx is not None:
             ctx.add_done_callback(sub.on_ctx_done)
+        return sub
+
+    def add_plain(self, state: str) -> Waiter:
+        """``when1(state)`` without a ctx (the caller checked ``plain`` for one to reuse)."""
+        sub = self.plain[state] = _Sub(self, "plain", (state,), None, None)
+        self.count += 1
         return sub
 
     def reuse(self, key: Any) -> Waiter | None:
@@ -166,6 +179,18 @@ class Subscriptions:
     ) -> None:
         """Resolve what an applied transition satisfied, in upstream's order: when, when_not,
         when_time, when_queue, when_query."""
+        plain = self.plain
+        if plain:
+            for s in activated:
+                sub = plain.pop(s, None)
+                if sub is not None:  # resolved in place: it is in no other index
+                    sub._state = _RESOLVED
+                    self.count -= 1
+                    callbacks = sub._callbacks
+                    if callbacks:
+                        sub._callbacks = None
+                        for fn in callbacks:
+                            fn(sub)
         if self.when:
             for s in activated:
                 subs = self.when.get(s)
@@ -216,7 +241,7 @@ class Subscriptions:
 
     def dispose(self) -> None:
         """Cancel every pending waiter."""
-        subs: dict[_Sub, None] = {}
+        subs: dict[_Sub, None] = dict.fromkeys(self.plain.values())
         for index in (self.when, self.when_not, self.time, self.args):
             for group in index.values():
                 subs.update(group)

@@ -44,14 +44,14 @@ class ClockView:
                 "(use the *1 variant for a single state)"
             )
         called = list(dict.fromkeys(states))
-        schema = self._schema
+        known = self._clock.ticks  # the schema's names; the dict the transition ticks next
         for s in called:
-            if s not in schema:
-                raise StateMissingError([x for x in called if x not in schema], self._id)
+            if s not in known:
+                raise StateMissingError([x for x in called if x not in known], self._id)
         return called
 
     def _called1(self, state: str) -> list[str]:
-        if state not in self._schema:
+        if state not in self._clock.ticks:
             raise StateMissingError([state], self._id)
         return [state]
 
@@ -244,8 +244,10 @@ class ClockView:
             return resolved_waiter()
         if state not in self._schema:
             raise StateMissingError([state], self._id)
-        key = ("when", state, ctx)
         subs = self._subs
+        if ctx is None:
+            return subs.plain.get(state) or subs.add_plain(state)
+        key = ("when", state, ctx)
         return subs.keys.get(key) or subs.add_when((state,), ctx, key, negate=False)
 
     def when_not(self, states: Sequence[str], ctx: Ctx | None = None) -> Waiter:
