@@ -258,27 +258,25 @@ class Dispatcher:
         """Run ``End``, ``State`` and ``AnyState`` handlers, all bindings of each even after one
         raised. ``None`` when none raised, else -1 (an ``End`` raised: nothing to roll back) or
         the index in ``enters`` of the state whose ``State`` handler raised."""
-        plain = self.plain
+        final = self._final if self.plain else self._final_observed
         table = self.end
         if table:
             for s in exits:
                 handlers = table.get(s)
-                if handlers is not None and not self._final(tx, handlers, plain):
+                if handlers is not None and not final(tx, handlers):
                     return -1
         table = self.state
         if table:
             for i, s in enumerate(enters):
                 handlers = table.get(s)
-                if handlers is not None and not self._final(tx, handlers, plain):
+                if handlers is not None and not final(tx, handlers):
                     return i
         if self.any_state is not None:
-            self._final(tx, self.any_state, plain)
+            final(tx, self.any_state)
         return None
 
-    def _final(self, tx: Transition, handlers: Handlers, plain: bool) -> bool:
+    def _final(self, tx: Transition, handlers: Handlers) -> bool:
         name, entries = handlers
-        if not plain:
-            return self.call(tx, name, entries, final=True)[0]
         e = self.event(self.owner, name, tx)
         ok = True
         for entry in entries:
@@ -291,6 +289,9 @@ class Dispatcher:
                 self.errors.append((name, err))
                 ok = False
         return ok
+
+    def _final_observed(self, tx: Transition, handlers: Handlers) -> bool:
+        return self.call(tx, handlers[0], handlers[1], final=True)[0]
 
     # ------------------------------------------------------------------ one handler, observed
 

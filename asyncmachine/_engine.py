@@ -55,6 +55,7 @@ class Engine:
 
     __slots__ = (
         "after_run",
+        "autos",
         "clock",
         "dispatcher",
         "disposing",
@@ -105,6 +106,8 @@ class Engine:
         self.memo = Memo(self.resolver)
         self.multi: frozenset[str] = frozenset()
         self.related: set[str] = set()
+        self.autos = False
+        """The schema has auto states."""
         self.running = False
         """A queue run is in progress (handlers are on the stack): new mutations are queued."""
         self.disposing = False
@@ -128,6 +131,7 @@ class Engine:
         self.memo = Memo(self.resolver)
         self.multi = self.resolver.multi
         self.related = self.resolver.related
+        self.autos = bool(self.resolver.auto_states)
 
     def refresh(self) -> None:
         """Recompute ``lean`` after handlers, tracers, hooks or the log level changed."""
@@ -460,7 +464,7 @@ class Engine:
                 self._cancel_state_ctxs(exits, enters)
             if tx is None:
                 # lean: nothing else can be bound; only auto states may follow
-                if changed and self.resolver.auto_states and self._autos_follow(mtype, called):
+                if changed and self.autos and self._autos_follow(mtype, called):
                     self._schedule_auto()
                 if mtype is REMOVE and not clock.active_set.isdisjoint(called):
                     return Canceled
@@ -507,12 +511,7 @@ class Engine:
         if changed:
             if obs.breakpoints:
                 obs.check_breakpoints(tx, exits, enters)
-            if (
-                ok
-                and not is_auto
-                and self.resolver.auto_states
-                and self._autos_follow(mtype, called)
-            ):
+            if ok and not is_auto and self.autos and self._autos_follow(mtype, called):
                 self._schedule_auto()
         tx.is_completed = True
         if self.on_change or obs.tracers:
