@@ -1,4 +1,4 @@
-"""Timing protocol shared by every system (perf-workloads.md, "Measurement protocol").
+"""Timing protocol shared by every system (bench/README.md, "Protocol").
 
 A workload is a callable ``rep(timer) -> dict | None``. It builds a fresh machine, binds handlers,
 runs the untimed setup, then wraps only the timed region(s) in ``with timer:`` and finally

@@ -1,7 +1,7 @@
 """Entry point: ``python -m bench.run [--quick] [--out build/bench/results.jsonl]``.
 
 Runs every system one after another (never two at once: a 2-core box), writes one JSON line per
-workload (perf-workloads.md "Result format"), then prints a markdown table of median ops/s and the
+workload (bench/README.md, "Result format"), then prints a markdown table of median ops/s and the
 project's target ratios, each marked PASS/FAIL. A failed validation raises and aborts the run.
 
 The engine and the lean floor (``bench.floor``) run side by side, workload by workload, so their
@@ -30,7 +30,7 @@ SHORT = {
 }
 
 GO_W2_CYCLES_PER_S = 10_069.0
-"""asyncmachine-go's W2 rate (the reference run of perf-workloads.md): a constant denominator."""
+"""asyncmachine-go's W2 rate (the reference run of the workload spec): a constant denominator."""
 
 Key = tuple[str, str, str]
 # (label, numerator (system, workload, param), denominator: a result, a constant or None, target,

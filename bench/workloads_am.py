@@ -1,6 +1,6 @@
 """W1-W5 on asyncmachine (this project's engine), through the public API only.
 
-Every workload follows perf-workloads.md: names, orders, N and validation checks are normative.
+Every workload follows bench/README.md: names, orders, N and validation checks are normative.
 Mutations are called as bound methods fetched before the timed region (the same for the peers).
 Each workload takes a ``system`` (default: the ``asyncmachine`` package): anything with the same
 ``Machine`` and ``State`` names, such as the lean floor in ``bench.floor``, runs the very same code
