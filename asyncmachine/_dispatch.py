@@ -167,26 +167,16 @@ class Dispatcher:
         event, owner = self.event, self.owner
         name = ""
         try:
-            table = self.exit
-            if table:
-                for s in exits:
-                    handlers = table.get(s)
-                    if handlers is not None:
-                        name = handlers[0]
-                        e = event(owner, name, tx)
-                        for entry in handlers[1]:
-                            if entry.fn(e) is False:
-                                return name
-            table = self.enter
-            if table:
-                for s in enters:
-                    handlers = table.get(s)
-                    if handlers is not None:
-                        name = handlers[0]
-                        e = event(owner, name, tx)
-                        for entry in handlers[1]:
-                            if entry.fn(e) is False:
-                                return name
+            for table, states in ((self.exit, exits), (self.enter, enters)):
+                if table:
+                    for s in states:
+                        handlers = table.get(s)
+                        if handlers is not None:
+                            name = handlers[0]
+                            e = event(owner, name, tx)
+                            for entry in handlers[1]:
+                                if entry.fn(e) is False:
+                                    return name
             handlers = self.any_enter
             if handlers is not None:
                 name = "AnyEnter"

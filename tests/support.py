@@ -35,6 +35,20 @@ class Rec:
         return handler
 
 
+def all_handlers(states: str) -> list[str]:
+    """Every per-state and global handler name for single-letter states."""
+    names = ["AnyEnter", "AnyState"]
+    for s in states:
+        names += [f"{s}Enter", f"{s}Exit", f"{s}State", f"{s}End"]
+        names += [f"{s}{t}" for t in states]
+    return names
+
+
+def active(mach: am.Machine) -> set[str]:
+    """The active states as a set (compare sets unless the order is the point)."""
+    return set(mach.active_states())
+
+
 def logged(
     schema: dict[str, am.State], level: am.LogLevel = am.LogLevel.OPS, **kw: Any
 ) -> tuple[am.Machine, list[str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -11,37 +10,6 @@ import asyncmachine as am
 
 St = am.State
 NO_RELS = {"A": St(), "B": St(), "C": St(), "D": St()}
-
-
-class BpTracer(am.Tracer):
-    """Keeps breakpoint hook calls."""
-
-    def __init__(self) -> None:
-        self.hits: list[tuple[Any, Any]] = []
-
-    def breakpoint(self, mach: Any, tx: Any) -> None:
-        self.hits.append((mach, tx))
-
-
-def bp_machine(
-    schema: dict[str, am.State] | None = None,
-) -> tuple[am.Machine, BpTracer, list[tuple[am.LogLevel, str]]]:
-    """A machine with a breakpoint tracer and a collecting logger at CHANGES."""
-    t = BpTracer()
-    lines: list[tuple[am.LogLevel, str]] = []
-    mach = am.Machine(
-        dict(schema or NO_RELS),
-        tracers=(t,),
-        log_level=am.LogLevel.CHANGES,
-        logger=lambda lvl, msg: lines.append((lvl, msg)),
-        log_id=False,
-    )
-    return mach, t, lines
-
-
-def bp_lines(lines: list[tuple[am.LogLevel, str]]) -> list[tuple[am.LogLevel, str]]:
-    """Only `[breakpoint]` lines."""
-    return [(lvl, m) for lvl, m in lines if m.startswith("[breakpoint]")]
 
 
 # --- export / import ------------------------------------------------------------------------------

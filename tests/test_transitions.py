@@ -10,24 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from support import NO_RELS, Rec, logged
+from support import NO_RELS, Rec, all_handlers, logged
 
 import asyncmachine as am
-
-
-def all_handlers(states: str) -> list[str]:
-    """Every per-state and global handler name for single-letter states."""
-    names = ["AnyEnter", "AnyState"]
-    for s in states:
-        names += [f"{s}Enter", f"{s}Exit", f"{s}State", f"{s}End"]
-        names += [f"{s}{t}" for t in states]
-    return names
-
-
-def active(mach: am.Machine) -> set[str]:
-    """The active states as a set (compare sets unless the order is the point)."""
-    return set(mach.active_states())
-
 
 # --- Negotiation phase ----------------------------------------------------------------------------
 
