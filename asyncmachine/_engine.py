@@ -162,7 +162,7 @@ class Engine:
             # idle: the mutation runs now, as if queued and dequeued at once
             clock = self.clock
             clock.queue_tick += 1
-            if self.lean and not self.subs.count:
+            if self.lean and not self.subs.count and not self.state_ctxs:
                 return self.process(mtype, called, None)
             mut = Mutation(
                 mtype, called, {} if args is None else args, False, False, clock.queue_tick, source
