@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._clock import Clock
+from ._clock import Clock, StateSet
 from ._ctx import Ctx
 from ._dispatch import Dispatcher
 from ._log import CHANGES, DECISIONS, EVERYTHING, OPS
@@ -356,7 +356,8 @@ class Engine:
         # relations (docs/semantics.md#relations)
         related = self.related
         accepted = True
-        target_set: Any
+        target: tuple[str, ...]
+        target_set: StateSet | None
         if level < OPS and (
             not related or (related.isdisjoint(called) and related.isdisjoint(active))
         ):
@@ -368,7 +369,7 @@ class Engine:
                     s = called[0]
                     if s not in active:
                         enters: Sequence[str] = called
-                        target: Sequence[str] = (s, *before)
+                        target = (s, *before)
                     else:
                         enters = called if s in multi else ()
                         i = before.index(s)
@@ -454,7 +455,7 @@ class Engine:
                 return Executed if accepted else Canceled
 
             # apply (docs/semantics.md#clocks)
-            clock.apply(target, target_set, exits, enters)  # type: ignore[arg-type]
+            clock.apply(target, target_set, exits, enters)
             changed = bool(exits or enters)
             if tx is not None:
                 tx._applied = True

@@ -390,15 +390,17 @@ class Memo:
 
     Resolution is a pure function of the schema, the active list (in order), the mutation's kind
     and its called states, so a hit returns exactly what :meth:`Resolver.resolve` would. It is
-    bounded (``limit`` resolutions; then it starts over) and never used while resolution is
-    logged.
+    bounded (``limit`` resolutions; then it starts over), skips long active lists (``max_active``:
+    each entry holds one, and hashing it costs what resolving does) and is never used while
+    resolution is logged.
     """
 
-    __slots__ = ("_last", "_node", "_nodes", "_size", "limit", "resolver")
+    __slots__ = ("_last", "_node", "_nodes", "_size", "limit", "max_active", "resolver")
 
-    def __init__(self, resolver: Resolver, limit: int = 2048) -> None:
+    def __init__(self, resolver: Resolver, limit: int = 2048, max_active: int = 64) -> None:
         self.resolver = resolver
         self.limit = limit
+        self.max_active = max_active
         self._nodes: dict[tuple[str, ...], _Node] = {}
         self._node: _Node | None = None
         self._last: Resolution | None = None
@@ -412,6 +414,8 @@ class Memo:
         active: StateSet,
         is_auto: bool,
     ) -> Resolution:
+        if len(before) > self.max_active:
+            return self.resolver.resolve(kind, called, before, active, is_auto)
         node = self._node
         if node is None or node.before is not before:
             last = self._last

@@ -496,3 +496,21 @@ def test_transition_enters_exits() -> None:
     )
     mach.set(["B", "M"])
     assert seen == [(["B", "M"], ["A"])]
+
+
+def test_remembered_resolutions_start_over_when_full() -> None:
+    """The memo of resolutions is bounded; after starting over it still answers exactly what
+    resolving from scratch does (the property tests cover the rest of it)."""
+    from asyncmachine._resolver import ADD, Memo, Resolver
+
+    schema = {n: am.State(remove=tuple(x for x in "ABCD" if x != n)) for n in "ABCD"}
+    schema["Exception"] = am.State(multi=True)
+    resolver = Resolver(schema, sorted(schema))
+    memo = Memo(resolver, limit=3)
+    before: tuple[str, ...] = ()
+    for called in ["A", "B", "C", "D", "A", "C", "B", "D"] * 3:
+        got = memo.resolve(ADD, [called], before, frozenset(before), False)
+        want = resolver.resolve(ADD, [called], before, frozenset(before))
+        assert (got.target, got.exits, got.enters) == (want.target, want.exits, want.enters)
+        assert len(memo._nodes) <= 4
+        before = got.target
