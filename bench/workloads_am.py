@@ -215,8 +215,14 @@ def w5(rounds: int, system: ModuleType = am) -> Callable[[Timer], dict[str, floa
 
 
 def w5s(system: ModuleType = am) -> Callable[[Timer], dict[str, float]]:
-    """W5s: one round, activated by 1000 separate add1() calls."""
+    """W5s: one round, activated by 1000 separate add1() calls.
+
+    Also reported: ``late_early_add1``, what the last 100 calls cost over the first 100 (with
+    900 more states active): about 1 when a single add costs O(called + changed), about 10 or
+    more when it costs O(active states).
+    """
     schema = {s: system.State() for s in W5_NAMES}
+    first, middle, last = W5_NAMES[:100], W5_NAMES[100:-100], W5_NAMES[-100:]
 
     def rep(timer: Timer) -> dict[str, float]:
         mach = system.Machine(schema)
@@ -227,15 +233,22 @@ def w5s(system: ModuleType = am) -> Callable[[Timer], dict[str, float]]:
             t0 = pc()
             ws = [when1(s) for s in names]
             t1 = pc()
-            for s in names:
+            for s in first:
                 add1(s)
             t2 = pc()
+            for s in middle:
+                add1(s)
+            t3 = pc()
+            for s in last:
+                add1(s)
+            t4 = pc()
             ok = all(w.done() for w in ws)
         check(ok, "W5s: a waiter is not resolved")
         check(len(mach.active_states()) == W5_K, "W5s: not all active")
         return {
             "register_ns_per_waiter": (t1 - t0) / W5_K,
-            "activate_ns_per_waiter": (t2 - t1) / W5_K,
+            "activate_ns_per_waiter": (t4 - t1) / W5_K,
+            "late_early_add1": round((t4 - t3) / (t2 - t1), 2),
         }
 
     return rep

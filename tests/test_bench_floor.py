@@ -87,9 +87,11 @@ def test_target_table_ratios() -> None:
         row("asyncmachine", "W2", "", 30_207.0),
         row("asyncmachine", "W4", "K=100", 100.0),
         row("asyncmachine", "W4", "K=10000", 70.0),
+        {**row("asyncmachine", "W5s", "K=1000", 1.0), "extra": {"late_early_add1": 1.3}},
     ]
     table = run.render_table(rows)
     assert "| W1 am / lean floor (mutations/s) | 0.90 | >= 0.8 | PASS |" in table
     assert "| W2 am / asyncmachine-go 10,069 cycles/s | 3.00 | >= 1.5 | PASS |" in table
     assert "| W4 am K=10000 / am K=100 | 0.70 | >= 0.8 | FAIL |" in table
     assert "| W3 am / lean floor (cycles/s) | n/a |" in table
+    assert "first 100 (single add O(called + changed)) | 1.30 | <= 2 | PASS |" in table
