@@ -14,23 +14,70 @@ from ._time import Time
 StateSet = set[str] | frozenset[str]
 """A set of state names: the clock's active set is either (see :class:`Clock`)."""
 
+Order = tuple[str, ...]
+"""Active states in target order (the newest first)."""
+
+_ALIVE = 1 << 62
+_LOG_FROM = 32
+"""From this many active states the order is kept as a log: adding one costs O(1), not a copy."""
+
+
+class Snapshot:
+    """The active order of a log-kept clock at one moment, turned into a tuple when read.
+
+    The log is only appended to and its entries only marked dead with a later version, so what
+    this snapshot sees never changes.
+    """
+
+    __slots__ = ("dead", "length", "log", "version")
+
+    def __init__(self, log: list[str], dead: list[int], version: int) -> None:
+        self.log = log
+        self.dead = dead
+        self.length = len(log)
+        self.version = version
+
+    def order(self) -> Order:
+        log, dead, version = self.log, self.dead, self.version
+        return tuple(log[i] for i in range(self.length - 1, -1, -1) if dead[i] > version)
+
 
 class Clock:
     """Ticks (odd = active), the active states in target order, the queue and machine ticks.
 
-    ``active`` is a tuple and ``active_set`` a set or a frozenset: both may be shared with the
-    resolver's memo, so they are replaced, never changed in place (except a ``set`` by
-    :meth:`apply`, which owns it then).
+    ``active_set`` is a set or a frozenset that may be shared with the resolver's memo, so it is
+    replaced, never changed in place (except a ``set`` by the ``apply*`` methods, which own it).
+    The order (``active``) is a tuple; from ``_LOG_FROM`` active states on it is kept as a log
+    instead (``_log``: oldest first, ``_dead``: the version that removed each entry), so that a
+    mutation changing a few states costs that much, not a copy of every active state.
     """
 
-    __slots__ = ("active", "active_set", "index", "machine_tick", "names", "queue_tick", "ticks")
+    __slots__ = (
+        "_dead",
+        "_log",
+        "_pos",
+        "_tuple",
+        "_version",
+        "active_set",
+        "index",
+        "machine_tick",
+        "names",
+        "queue_tick",
+        "ticks",
+    )
 
     def __init__(self, names: Iterable[str] = (), queue_tick: int = 1) -> None:
         self.names: list[str] = []
         self.index: dict[str, int] = {}
         self.ticks: dict[str, int] = {}
-        self.active: tuple[str, ...] = ()
         self.active_set: StateSet = frozenset()
+        self._tuple: Order | None = ()
+        """The order; in log mode a cache of it (``None``: stale)."""
+        self._log: list[str] | None = None
+        self._dead: list[int] = []
+        self._pos: dict[str, int] = {}
+        """Log mode: the log position of each active state."""
+        self._version = 0
         self.queue_tick = queue_tick
         """The tick of the last dequeued mutation (docs/semantics.md#queue)."""
         self.machine_tick = 0
@@ -52,34 +99,128 @@ class Clock:
         ticks = self.ticks
         return Time(ticks.get(s, 0) for s in (self.names if states is None else states))
 
-    def apply(
-        self,
-        target: tuple[str, ...],
-        target_set: StateSet | None,
-        exits: Sequence[str],
-        enters: Sequence[str],
-    ) -> None:
-        """Tick the exited and entered states and make ``target`` the active states.
+    # ------------------------------------------------------------------ the order
 
-        An entered state that is already active (a Multi re-entry) ticks twice. With
-        ``target_set=None`` the active set follows by adding and removing the changed states,
-        which costs O(changes) instead of O(active).
-        """
+    @property
+    def active(self) -> Order:
+        """The active states in target order."""
+        order = self._tuple
+        if order is None:
+            assert self._log is not None
+            order = self._tuple = Snapshot(self._log, self._dead, self._version).order()
+        return order
+
+    def snapshot(self) -> Order | Snapshot:
+        """The active order as it is now, cheap to take: a transition keeps it as its "before"."""
+        order = self._tuple
+        if order is not None:
+            return order
+        assert self._log is not None
+        return Snapshot(self._log, self._dead, self._version)
+
+    def in_order(self, states: Iterable[str]) -> list[str]:
+        """The given active states, in the active order."""
+        pos = self._pos
+        if self._log is not None:
+            return sorted(states, key=pos.__getitem__, reverse=True)
+        keep = set(states)
+        return [s for s in self.active if s in keep]
+
+    def _set_order(self, order: Order) -> None:
+        self._tuple = order
+        if len(order) < _LOG_FROM:
+            self._log = None
+            return
+        self._log = list(reversed(order))
+        self._dead = [_ALIVE] * len(order)
+        self._pos = {s: i for i, s in enumerate(self._log)}
+
+    # ------------------------------------------------------------------ applying transitions
+
+    def _tick(self, exits: Sequence[str], enters: Sequence[str]) -> None:
         ticks = self.ticks
         active = self.active_set
         for s in exits:
             ticks[s] += 1
         for s in enters:
             ticks[s] += 2 if s in active else 1
-        self.active = target
-        if target_set is None:
-            if type(active) is not set:
-                active = set(active)
-            active.difference_update(exits)
-            active.update(enters)
-            self.active_set = active
-        else:
-            self.active_set = target_set
+
+    def _owned_set(self) -> set[str]:
+        active = self.active_set
+        if type(active) is not set:
+            active = self.active_set = set(active)
+        return active
+
+    def apply(
+        self, target: Order, target_set: StateSet, exits: Sequence[str], enters: Sequence[str]
+    ) -> None:
+        """Tick the exited and entered states and make ``target`` the active states.
+
+        An entered state that is already active (a Multi re-entry) ticks twice.
+        """
+        self._tick(exits, enters)
+        self.active_set = target_set
+        self._set_order(target)
+
+    def apply_add(self, called: Sequence[str], enters: Sequence[str]) -> None:
+        """An add without relations: ``called`` come first, in their order, and ``enters``
+        tick. Costs O(called) for a big active set."""
+        active = self.active_set
+        log = self._log
+        if log is None:
+            before = self.active
+            if len(called) == 1:
+                s = called[0]
+                if s not in active:
+                    order: Order = (s, *before)
+                elif before[0] == s:
+                    order = before
+                else:
+                    i = before.index(s)
+                    order = (s, *before[:i], *before[i + 1 :])
+            elif active.isdisjoint(called):
+                order = (*called, *before)
+            else:
+                order = (*called, *(x for x in before if x not in called))
+            self._tick((), enters)
+            self._owned_set().update(enters)
+            self._set_order(order)
+            return
+        pos, dead = self._pos, self._dead
+        first = len(called) == 1 and pos.get(called[0]) == len(log) - 1  # already the newest
+        self._tick((), enters)
+        self._owned_set().update(enters)
+        if not first:
+            version = self._version = self._version + 1
+            for s in reversed(called):
+                old = pos.get(s)
+                if old is not None:
+                    dead[old] = version
+                pos[s] = len(log)
+                log.append(s)
+                dead.append(_ALIVE)
+            self._tuple = None
+            if len(log) > 2 * len(pos) + 64:
+                self._set_order(self.active)  # a fresh log: snapshots keep the old one
+
+    def apply_remove(self, exits: Sequence[str]) -> None:
+        """A remove without relations: the (active) ``exits`` leave, the others keep their order.
+        Costs O(exits) for a big active set."""
+        if not exits:
+            return
+        self._tick(exits, ())
+        self._owned_set().difference_update(exits)
+        if self._log is None:
+            gone = set(exits)
+            self._set_order(tuple(s for s in self.active if s not in gone))
+            return
+        pos, dead = self._pos, self._dead
+        version = self._version = self._version + 1
+        for s in exits:
+            dead[pos.pop(s)] = version
+        self._tuple = None
+        if len(pos) < _LOG_FROM // 2:
+            self._set_order(self.active)
 
     def rollback(self, states: Iterable[str]) -> None:
         """Deactivate ``states`` again (their tick moves on), keeping the order of the rest."""
@@ -88,8 +229,8 @@ class Clock:
         gone = {s for s in states if s in active}
         for s in gone:
             ticks[s] += 1
-        self.active = tuple(s for s in self.active if s not in gone)
         self.active_set = frozenset(active - gone)
+        self._set_order(tuple(s for s in self.active if s not in gone))
 
     def update(self, time: Sequence[int]) -> tuple[list[str], list[str], list[str]]:
         """Take a new time vector (name order) as it is: ``(activated, deactivated, ticked)``.
@@ -112,14 +253,15 @@ class Clock:
             elif after % 2 == 0 and before % 2 == 1:
                 deactivated.append(name)
         if ticked:
-            self.active = tuple(n for n in self.names if ticks[n] % 2 == 1)
-            self.active_set = frozenset(self.active)
+            order = tuple(n for n in self.names if ticks[n] % 2 == 1)
+            self.active_set = frozenset(order)
+            self._set_order(order)
         return activated, deactivated, ticked
 
     def clear_active(self) -> None:
         """Forget the active states (a disposed machine shows none)."""
-        self.active = ()
         self.active_set = frozenset()
+        self._set_order(())
 
     def export(self, machine_id: str) -> dict[str, Any]:
         """Plain data for :meth:`restore` (docs/semantics.md#export-and-import)."""
@@ -137,6 +279,7 @@ class Clock:
         ticks = self.ticks
         for name, tick in zip(names, time, strict=True):
             ticks[name] = tick
-        self.active = tuple(n for n in names if ticks[n] % 2 == 1)
-        self.active_set = frozenset(self.active)
+        order = tuple(n for n in names if ticks[n] % 2 == 1)
+        self.active_set = frozenset(order)
+        self._set_order(order)
         self.machine_tick = machine_tick + 1

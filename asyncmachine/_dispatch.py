@@ -151,8 +151,6 @@ class Dispatcher:
         tx: Transition,
         exits: Sequence[str],
         enters: Sequence[str],
-        target: Sequence[str],
-        before: Sequence[str],
         active: StateSet,
         autos: Mapping[str, State] | None,
     ) -> str | set[str] | None:
@@ -163,7 +161,7 @@ class Dispatcher:
         drops that state.
         """
         if not self.plain or autos is not None:
-            return self._negotiate_observed(tx, exits, enters, target, before, active, autos)
+            return self._negotiate_observed(tx, exits, enters, active, autos)
         event, owner = self.event, self.owner
         name = ""
         try:
@@ -194,8 +192,6 @@ class Dispatcher:
         tx: Transition,
         exits: Sequence[str],
         enters: Sequence[str],
-        target: Sequence[str],
-        before: Sequence[str],
         active: StateSet,
         autos: Mapping[str, State] | None,
     ) -> str | set[str] | None:
@@ -206,6 +202,7 @@ class Dispatcher:
         order: list[tuple[str, str | None]] = [(s + "Exit", None) for s in exits]
         order += [(s + "Enter", s) for s in enters]
         if self.has_pairs:
+            target, before = tx._target_order(), tx._before_order()
             if tx.mutation.type.value != "remove":
                 order += [(s + s, s) for s in target if s in active]
             order += [(b + a, a) for b in before for a in target if a != b]
@@ -237,10 +234,10 @@ class Dispatcher:
             return
         if err is not None:
             why = "timeout" if isinstance(err, HandlerTimeoutError) else "recover"
-            obs.log(OPS, f"[cancel] ({' '.join(tx._target)}) by {why}")
+            obs.log(OPS, f"[cancel] ({' '.join(tx._target_order())}) by {why}")
         else:
             kind = "cancel:self" if self_handler else "cancel"
-            obs.log(OPS, f"[{kind}] ({' '.join(tx._target)}) by {name}")
+            obs.log(OPS, f"[{kind}] ({' '.join(tx._target_order())}) by {name}")
 
     # ------------------------------------------------------------------ finals
 

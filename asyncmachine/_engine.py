@@ -338,7 +338,6 @@ class Engine:
         needs no ``Mutation``/``Transition`` objects and no handler or waiter work.
         """
         clock = self.clock
-        before = clock.active
         active = clock.active_set
         obs = self.observer
         level = obs.level
@@ -346,7 +345,7 @@ class Engine:
         tx = None
         if mut is not None:
             is_auto, is_check = mut.is_auto, mut.is_check
-            tx = self.tx = Transition(self.owner, self.machine_id, clock, mut, before)
+            tx = self.tx = Transition(self.owner, self.machine_id, clock, mut, clock.snapshot())
             if level >= OPS:
                 if is_auto:
                     obs.log(DECISIONS, f"[add:auto] {' '.join(called)}")
@@ -356,54 +355,38 @@ class Engine:
         # relations (docs/semantics.md#relations)
         related = self.related
         accepted = True
-        target: tuple[str, ...]
-        target_set: StateSet | None
+        target: tuple[str, ...] | None = None  # None: an add or remove the clock applies itself
+        target_set: StateSet = active
+        exits: Sequence[str] = ()
+        enters: Sequence[str] = ()
         if level < OPS and (
             not related or (related.isdisjoint(called) and related.isdisjoint(active))
         ):
-            # no relations involved: the target follows from the called states alone
+            # no relations involved: what changes follows from the called states alone
+            multi = self.multi
             if mtype is ADD:
-                exits: Sequence[str] = ()
-                multi = self.multi
                 if len(called) == 1:
-                    s = called[0]
-                    if s not in active:
-                        enters: Sequence[str] = called
-                        target = (s, *before)
-                    else:
-                        enters = called if s in multi else ()
-                        i = before.index(s)
-                        target = before if i == 0 else (s, *before[:i], *before[i + 1 :])
+                    if called[0] not in active or called[0] in multi:
+                        enters = called
                 elif active.isdisjoint(called):
                     enters = called
-                    target = (*called, *before)
                 else:
                     enters = [s for s in called if s not in active or s in multi]
-                    target = (*called, *(x for x in before if x not in called))
-                target_set = None  # the clock updates its set in place: O(changed)
             elif mtype is REMOVE:
-                enters = ()
                 if len(called) == 1:
-                    s = called[0]
-                    if s in active:
+                    if called[0] in active:
                         exits = called
-                        i = before.index(s)
-                        target = (*before[:i], *before[i + 1 :])
-                    else:
-                        exits, target = (), before
                 else:
-                    gone = set(called)
-                    exits = [s for s in before if s in gone]
-                    target = tuple(s for s in before if s not in gone) if exits else before
-                target_set = None
+                    gone = [s for s in called if s in active]
+                    exits = clock.in_order(gone) if len(gone) > 1 else gone
             else:
                 target = tuple(called)
                 target_set = set(target)
-                exits = [s for s in before if s not in target_set]
-                multi = self.multi
+                exits = [s for s in clock.active if s not in target_set]
                 enters = [s for s in target if s not in active or s in multi]
         else:
             kind = _KIND[mtype]  # logged: resolved from scratch, so the logs tell it all
+            before = clock.active
             if level < OPS and not is_check:
                 res = self.memo.resolve(kind, called, before, active, is_auto)
             else:
@@ -425,7 +408,7 @@ class Engine:
             if accepted and tx is not None and (disp.by_name or level >= EVERYTHING):
                 token = _current.set(tx)
                 outcome = disp.negotiate(
-                    tx, exits, enters, target, before, active, self.schema if is_auto else None
+                    tx, exits, enters, active, self.schema if is_auto else None
                 )
                 if disp.errors:
                     self._handler_errors(tx)
@@ -434,8 +417,9 @@ class Engine:
                         accepted = False
                         self.refused_by = outcome
                     else:  # an auto transition without the auto states whose handlers refused
-                        kept = set(target) - outcome
+                        kept = set(tx._target_order()) - outcome
                         resolver = self.resolver
+                        before = tx._before_order()
                         target = tuple(
                             resolver.reresolve_auto(called, kept, outcome, before, active)
                         )
@@ -455,12 +439,18 @@ class Engine:
                 return Executed if accepted else Canceled
 
             # apply (docs/semantics.md#clocks)
-            clock.apply(target, target_set, exits, enters)
+            if target is not None:
+                clock.apply(target, target_set, exits, enters)
+            elif mtype is ADD:
+                clock.apply_add(called, enters)
+            else:
+                clock.apply_remove(exits)
             changed = bool(exits or enters)
             if tx is not None:
                 tx._applied = True
                 if level >= CHANGES and (changed or level >= EVERYTHING):
-                    obs.log_state(is_auto, exits, enters, target, tx.mutation.args)
+                    shown = clock.active if level >= EVERYTHING else ()
+                    obs.log_state(is_auto, exits, enters, shown, tx.mutation.args)
             if changed and self.state_ctxs:
                 self._cancel_state_ctxs(exits, enters)
             if tx is None:
@@ -589,7 +579,7 @@ class Engine:
             self.err = err
             for fn in self.on_error:
                 fn(self.owner, err)
-            panic = PanicInfo(name, tuple(mut.called), tuple(tx._before), tx)
+            panic = PanicInfo(name, tuple(mut.called), tx._before_order(), tx)
             self._prepend(
                 Mutation(ADD, [EXCEPTION], {ERR_ARGS_KEY: ErrArgs(err, trace, panic, logged=True)})
             )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ._clock import Clock
+from ._clock import Clock, Order, Snapshot
 from ._result import Result
 from ._time import Time
 
@@ -99,7 +99,12 @@ class Transition:
     )
 
     def __init__(
-        self, machine: Any, machine_id: str, clock: Clock, mutation: Mutation, before: Sequence[str]
+        self,
+        machine: Any,
+        machine_id: str,
+        clock: Clock,
+        mutation: Mutation,
+        before: Order | Snapshot,
     ) -> None:
         self._id = ""
         self._machine = machine
@@ -109,7 +114,9 @@ class Transition:
         self.mutation = mutation
         """The mutation being processed."""
         self._before = before
-        self._target: Sequence[str] = ()
+        self._target: Order | None = None
+        """``None`` until resolved; also after an add or remove without relations, whose target
+        follows from ``_before`` and the mutation (computed when read)."""
         self._enters: Sequence[str] = ()
         self._exits: Sequence[str] = ()
         self.is_accepted = False
@@ -141,12 +148,31 @@ class Transition:
     @property
     def target_states(self) -> list[str]:
         """The states active after this transition, as resolved (docs/semantics.md#relations)."""
-        return list(self._target)
+        return list(self._target_order())
 
     @property
     def states_before(self) -> list[str]:
         """The states active when it started."""
-        return list(self._before)
+        return list(self._before_order())
+
+    def _before_order(self) -> Order:
+        before = self._before
+        if isinstance(before, Snapshot):
+            before = self._before = before.order()
+        return before
+
+    def _target_order(self) -> Order:
+        target = self._target
+        if target is None:
+            before, mut = self._before_order(), self.mutation
+            if mut.type is MutationType.REMOVE:
+                gone = set(self._exits)
+                target = tuple(s for s in before if s not in gone)
+            else:
+                called = mut.called
+                target = (*called, *(s for s in before if s not in called))
+            self._target = target
+        return target
 
     @property
     def enters(self) -> list[str]:
@@ -180,7 +206,7 @@ class Transition:
 
     def _bumps(self) -> dict[str, int]:
         """How much each changed state ticks: 1, or 2 for a Multi re-entry."""
-        before = self._before
+        before = self._before_order()
         bump = dict.fromkeys(self._exits, 1)
         for s in self._enters:
             bump[s] = 2 if s in before else 1

@@ -72,3 +72,24 @@ def apply(mach: am.Machine, op: str, states: list[str]) -> am.Result:
     """Run one mutation by name."""
     fn = {"add": mach.add, "remove": mach.remove, "set": mach.set, "toggle": mach.toggle}[op]
     return fn(states)
+
+
+@st.composite
+def big_cases(draw: st.DrawFn) -> Case:
+    """40-70 states, a few of them related, and up to 40 mutations of 1-5 states: machines with
+    more active states than the clock keeps in a tuple."""
+    n = draw(st.integers(min_value=40, max_value=70))
+    names = [f"S{i:02d}" for i in range(n)]
+    schema = {name: am.State(multi=draw(st.booleans())) for name in names}
+    for name in draw(st.lists(st.sampled_from(names), max_size=4, unique=True)):
+        others = st.lists(st.sampled_from(names), max_size=2, unique=True)
+        schema[name] = am.State(add=tuple(draw(others)), remove=tuple(draw(others)))
+    muts: list[Mutation] = []
+    for _ in range(draw(st.integers(min_value=1, max_value=40))):
+        op = draw(st.sampled_from(("add", "add", "add", "remove", "set", "toggle")))
+        size = draw(st.integers(min_value=0 if op == "set" else 1, max_value=5))
+        if op == "set":
+            size = draw(st.integers(min_value=30, max_value=40))
+        states = draw(st.lists(st.sampled_from(names), min_size=size, max_size=size, unique=True))
+        muts.append((op, states))
+    return schema, muts
