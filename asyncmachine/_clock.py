@@ -120,20 +120,22 @@ class Clock:
 
     def in_order(self, states: Iterable[str]) -> list[str]:
         """The given active states, in the active order."""
-        pos = self._pos
         if self._log is not None:
-            return sorted(states, key=pos.__getitem__, reverse=True)
+            return sorted(states, key=self._pos.__getitem__, reverse=True)
         keep = set(states)
         return [s for s in self.active if s in keep]
 
     def _set_order(self, order: Order) -> None:
         self._tuple = order
-        if len(order) < _LOG_FROM:
-            self._log = None
-            return
-        self._log = list(reversed(order))
+        self._log = None
+
+    def _start_log(self) -> list[str]:
+        """Keep the order as a log from now on (until it is replaced or shrinks)."""
+        order = self.active
+        log = self._log = list(reversed(order))
         self._dead = [_ALIVE] * len(order)
-        self._pos = {s: i for i, s in enumerate(self._log)}
+        self._pos = {s: i for i, s in enumerate(log)}
+        return log
 
     # ------------------------------------------------------------------ applying transitions
 
@@ -167,7 +169,7 @@ class Clock:
         tick. Costs O(called) for a big active set."""
         active = self.active_set
         log = self._log
-        if log is None:
+        if log is None and len(active) < _LOG_FROM:
             before = self.active
             if len(called) == 1:
                 s = called[0]
@@ -186,6 +188,8 @@ class Clock:
             self._owned_set().update(enters)
             self._set_order(order)
             return
+        if log is None:
+            log = self._start_log()
         pos, dead = self._pos, self._dead
         first = len(called) == 1 and pos.get(called[0]) == len(log) - 1  # already the newest
         self._tick((), enters)
@@ -208,12 +212,15 @@ class Clock:
         Costs O(exits) for a big active set."""
         if not exits:
             return
+        many = len(exits) * 4 >= len(self.active_set)
         self._tick(exits, ())
         self._owned_set().difference_update(exits)
-        if self._log is None:
+        if self._log is None and (many or len(self.active_set) < _LOG_FROM):
             gone = set(exits)
             self._set_order(tuple(s for s in self.active if s not in gone))
             return
+        if self._log is None:
+            self._start_log()
         pos, dead = self._pos, self._dead
         version = self._version = self._version + 1
         for s in exits:

@@ -55,8 +55,6 @@ class _Sub(Waiter):
                     subs.pop(self, None)
                     if not subs:
                         del index[s]
-        elif self.kind == "plain":
-            owner.plain.pop(self.states[0], None)
         elif self.kind == "query":
             owner.queries.pop(self, None)
         elif self.kind == "ends":
@@ -66,6 +64,25 @@ class _Sub(Waiter):
 
     def on_ctx_done(self, _: Ctx) -> None:
         self._cancel()
+
+
+class _Plain(Waiter):
+    """``when1(state)`` without a ctx: one shared waiter per state, in ``Subscriptions.plain``."""
+
+    __slots__ = ("owner", "state")
+
+    def __init__(self, owner: Subscriptions, state: str) -> None:
+        self._state = 0
+        self._callbacks = None
+        self.owner = owner
+        self.state = state
+
+    def _unlink(self) -> None:
+        """Cancelled (disposal): forget it. A resolved one was already taken out."""
+        owner = self.owner
+        if owner.plain.get(self.state) is self:
+            del owner.plain[self.state]
+            owner.count -= 1
 
 
 class Subscriptions:
@@ -88,7 +105,7 @@ class Subscriptions:
         self.count = 0
         """Pending subs; 0 lets the engine skip all subscription work."""
         self.keys: dict[Any, _Sub] = {}
-        self.plain: dict[str, _Sub] = {}
+        self.plain: dict[str, _Plain] = {}
         """``when1(state)`` without a ctx, the common case: one shared waiter per state, resolved
         without looking at any other state."""
         self.when: dict[str, dict[_Sub, None]] = {}
@@ -132,7 +149,7 @@ class Subscriptions:
 
     def add_plain(self, state: str) -> Waiter:
         """``when1(state)`` without a ctx (the caller checked ``plain`` for one to reuse)."""
-        sub = self.plain[state] = _Sub(self, "plain", (state,), None, None)
+        sub = self.plain[state] = _Plain(self, state)
         self.count += 1
         return sub
 
@@ -182,15 +199,15 @@ class Subscriptions:
         plain = self.plain
         if plain:
             for s in activated:
-                sub = plain.pop(s, None)
-                if sub is not None:  # resolved in place: it is in no other index
-                    sub._state = _RESOLVED
+                waiter = plain.pop(s, None)
+                if waiter is not None:  # resolved in place: it is in no other index
+                    waiter._state = _RESOLVED
                     self.count -= 1
-                    callbacks = sub._callbacks
+                    callbacks = waiter._callbacks
                     if callbacks:
-                        sub._callbacks = None
+                        waiter._callbacks = None
                         for fn in callbacks:
-                            fn(sub)
+                            fn(waiter)
         if self.when:
             for s in activated:
                 subs = self.when.get(s)
@@ -241,12 +258,12 @@ class Subscriptions:
 
     def dispose(self) -> None:
         """Cancel every pending waiter."""
-        subs: dict[_Sub, None] = dict.fromkeys(self.plain.values())
+        subs: dict[Waiter, None] = dict.fromkeys(self.plain.values())
         for index in (self.when, self.when_not, self.time, self.args):
             for group in index.values():
-                subs.update(group)
-        subs.update(self.queries)
-        subs.update(self.queue_ends)
+                subs.update(dict.fromkeys(group))
+        subs.update(dict.fromkeys(self.queries))
+        subs.update(dict.fromkeys(self.queue_ends))
         for sub in subs:
             sub._cancel()
         heap, self.queue_heap = self.queue_heap, []
