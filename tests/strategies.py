@@ -20,6 +20,8 @@ EXAMPLES = int(os.environ.get("AM_PROPERTY_EXAMPLES", 25 if sys.platform == "ems
 """Examples per property: fewer inside Pyodide, where every example runs ~10x slower (set
 ``AM_PROPERTY_EXAMPLES`` for a longer hunt)."""
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
+BIG = settings(max_examples=max(EXAMPLES // 3, 10), deadline=None)
+"""For the properties over big machines: each example costs several small ones."""
 
 
 @st.composite
@@ -76,8 +78,8 @@ def apply(mach: am.Machine, op: str, states: list[str]) -> am.Result:
 
 @st.composite
 def big_cases(draw: st.DrawFn) -> Case:
-    """40-70 states, a few of them related, and up to 40 mutations of 1-5 states: machines with
-    more active states than the clock keeps in a tuple."""
+    """40-70 states, a few of them related, and up to 30 mutations (sets of 30-40 states, other
+    mutations of 1-5): machines with more active states than the clock keeps in a tuple."""
     n = draw(st.integers(min_value=40, max_value=70))
     names = [f"S{i:02d}" for i in range(n)]
     schema = {name: am.State(multi=draw(st.booleans())) for name in names}
@@ -85,7 +87,7 @@ def big_cases(draw: st.DrawFn) -> Case:
         others = st.lists(st.sampled_from(names), max_size=2, unique=True)
         schema[name] = am.State(add=tuple(draw(others)), remove=tuple(draw(others)))
     muts: list[Mutation] = []
-    for _ in range(draw(st.integers(min_value=1, max_value=40))):
+    for _ in range(draw(st.integers(min_value=1, max_value=30))):
         op = draw(st.sampled_from(("add", "add", "add", "remove", "set", "toggle")))
         size = draw(st.integers(min_value=0 if op == "set" else 1, max_value=5))
         if op == "set":

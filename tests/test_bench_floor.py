@@ -26,6 +26,8 @@ def test_floor_does_the_work_of_every_workload() -> None:
         for key, spec in runs.items():
             if key.startswith("W4") and key != "W4 K=100":
                 continue  # the same code with more states
+            if name == "floor" and key.startswith("W5s"):
+                continue  # W5's code, one add1 at a time: the floor's O(active) adds take a second
             timer = Timer()
             spec.rep(timer)
             assert timer.ns > 0, key

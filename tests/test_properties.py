@@ -10,7 +10,7 @@ pytest.importorskip("hypothesis")
 
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import PROPERTY, Case, apply, big_cases, cases
+from strategies import BIG, PROPERTY, Case, apply, big_cases, cases
 
 import asyncmachine as am
 
@@ -107,7 +107,7 @@ class Befores(am.Tracer):
         self.seen.append((tx.states_before, tx.target_states, list(tx.time_before)))
 
 
-@PROPERTY
+@BIG
 @given(big_cases())
 def test_big_machines_keep_their_order(case: Case) -> None:
     """With many active states the clock keeps the order as a log; every add, remove and set
