@@ -230,9 +230,9 @@ class Engine:
         why: dict[str, str] = {}
         kind = _KIND[mtype]
         res = self.resolver.resolve(kind, called, clock.active, clock.active_set, why=why)
-        rejected = [(s, why.get(s, "rejected")) for s in called if s not in res.target_set]
-        if mtype is REMOVE:
-            rejected = []
+        rejected = []
+        if mtype is not REMOVE:  # a remove drops the called states on purpose
+            rejected = [(s, why[s]) for s in called if s not in res.target_set]
         canceled_by = None
         result = Executed if res.accepted else Canceled
         if res.accepted:
