@@ -21,7 +21,8 @@ EXAMPLES = int(os.environ.get("AM_PROPERTY_EXAMPLES", 25 if sys.platform == "ems
 ``AM_PROPERTY_EXAMPLES`` for a longer hunt)."""
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
 BIG = settings(max_examples=max(EXAMPLES // 3, 10), deadline=None)
-"""For the properties over big machines: each example costs several small ones."""
+"""For the costlier properties (big machines, explanations): each example costs several small
+ones."""
 
 
 @st.composite

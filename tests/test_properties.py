@@ -130,3 +130,40 @@ def test_big_machines_keep_their_order(case: Case) -> None:
         assert list(lean.time()) == list(mach_logged.time())
     assert traced.seen == logged.seen
     assert mach_traced.active_states() == lean.active_states()
+
+
+class FirstTransition(am.Tracer):
+    """The first transition that ends after ``reset()``."""
+
+    def __init__(self) -> None:
+        self.tx: am.Transition | None = None
+
+    def transition_end(self, tx: am.Transition) -> None:
+        if self.tx is None and not tx.mutation.is_check:
+            self.tx = tx
+
+
+@BIG
+@given(cases(), st.data())
+def test_explanations_tell_what_happens(case: Case, data: st.DataObject) -> None:
+    """explain_add/explain_remove answer what add/remove then return, with the same target,
+    enters and exits, and name a rejected state exactly when the relations drop one."""
+    schema, muts = case
+    refuse = data.draw(st.none() | st.sampled_from(list(schema)))
+    first = FirstTransition()
+    mach = am.Machine(dict(schema), tracers=[first])
+    if refuse is not None:
+        mach.bind_handlers({f"{refuse}Enter": lambda e: False})
+    for op, states in muts:
+        if op not in ("add", "remove"):
+            apply(mach, op, states)
+            continue
+        explain = mach.explain_add if op == "add" else mach.explain_remove
+        ex = explain(states)
+        first.tx = None
+        assert apply(mach, op, states) == ex.result, (op, states, ex)
+        tx = first.tx
+        assert tx is not None
+        assert (tx.target_states, tx.enters, tx.exits) == (ex.target, ex.added, ex.removed)
+        assert bool(ex.rejected) == (op == "add" and not set(states) <= set(ex.target))
+        assert (ex.canceled_by is not None) == (ex.result == am.Canceled and not ex.rejected)
