@@ -128,9 +128,10 @@ class LokiClient:
     # ------------------------------------------------------------------ pushing
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
             await self.flush()
 
@@ -143,7 +144,7 @@ class LokiClient:
                 try:
                     await self._push(batch)
                 except asyncio.CancelledError:
-                    self._buffer.extendleft(reversed(batch))  # close() sends them
+                    self._buffer.extendleft(reversed(batch))  # not lost: the next flush sends them
                     raise
 
     async def _push(self, batch: list[_Line]) -> None:
@@ -190,10 +191,9 @@ class LokiClient:
     async def close(self) -> None:
         """Push what is buffered, then stop the task and close the connections."""
         self._closed = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task  # it ends after its current push
             self._task = None
         await self.flush()
         if self._session is not None:

@@ -164,7 +164,7 @@ class OtelTracer(Tracer):
         ms = self._machs[mach.id] = _Mach(mach.id, span, ctx, self._traced(mach))
         for state in mach.active_states():
             if state in ms.traced:
-                self._activate(ms, state, mach.tick(state), None)
+                self._activate(ms, state, mach.tick(state))
         return ms
 
     def _traced(self, mach: Machine) -> frozenset[str]:
@@ -247,7 +247,6 @@ class OtelTracer(Tracer):
             _PREFIX + "id": ms.id,
             _PREFIX + "tx.id": tx.id,
             _PREFIX + "mutation": str(mut.type),
-            _PREFIX + "called": called,
             _PREFIX + "auto": mut.is_auto,
             _PREFIX + "queue_tick": mut.queue_tick,
             _PREFIX + "time_before": sum(mach.time()),
@@ -276,33 +275,27 @@ class OtelTracer(Tracer):
     def handler_end(self, tx: Transition, binding_id: str, handler_name: str) -> None:
         ms = self._machs.get(tx.machine.id)
         if ms is not None and ms.tx_span is not None:
-            ms.tx_span.add_event(handler_name, {_PREFIX + "binding": binding_id})
+            ms.tx_span.add_event(handler_name)
 
     def transition_finals(self, tx: Transition) -> None:
         ms = self._machs.get(tx.machine.id)
         if ms is None or tx.mutation.is_check:
             return
         ms.applied = True
-        traced = ms.traced
-        tx_span = ms.tx_span
         states = ms.states
         for s in tx.exits:
             span = states.pop(s, None)
             if span is not None:
-                if tx_span is not None:
-                    tx_span.add_link(span.get_span_context())
                 span.set_attribute(_PREFIX + "tx.end", tx.id)
                 span.end()
         if tx.enters:
             mach = tx.machine
-            tx_ctx = tx_span.get_span_context() if tx_span is not None else None
+            traced = ms.traced
             for s in tx.enters:
                 if s in traced:
-                    self._activate(ms, s, mach.tick(s), tx_ctx, tx.id)
+                    self._activate(ms, s, mach.tick(s), tx.id)
 
-    def _activate(
-        self, ms: _Mach, state: str, tick: int, tx_ctx: SpanContext | None, tx_id: str = ""
-    ) -> None:
+    def _activate(self, ms: _Mach, state: str, tick: int, tx_id: str = "") -> None:
         open_span = ms.states.get(state)
         if open_span is not None:  # a Multi state, activated again
             open_span.add_event("reactivated", {_PREFIX + "tx.id": tx_id, _PREFIX + "tick": tick})
@@ -314,8 +307,7 @@ class OtelTracer(Tracer):
         }
         if tx_id:
             attrs[_PREFIX + "tx.id"] = tx_id
-        links = (Link(tx_ctx),) if tx_ctx is not None else ()
-        ms.states[state] = self.tracer.start_span(state, ms.ctx, attributes=attrs, links=links)
+        ms.states[state] = self.tracer.start_span(state, ms.ctx, attributes=attrs)
 
     def transition_end(self, tx: Transition) -> None:
         ms = self._machs.get(tx.machine.id)

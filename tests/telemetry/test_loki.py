@@ -243,6 +243,25 @@ async def test_bound_without_a_loop_ships_once_one_runs(receiver: MakeReceiver) 
     assert lines(rec) == [("info", "[state] +A"), ("info", "[state] +B")]
 
 
+@pytest.mark.parametrize("turns", range(12))
+async def test_close_as_a_full_batch_wakes_the_push_task(
+    receiver: MakeReceiver, turns: int
+) -> None:
+    """close() at any point of the push task's wake-up (a batch just filled, the loop turned
+    ``turns`` times) ends the task and loses nothing."""
+    rec = await receiver()
+    mach = am.Machine(SCHEMA)
+    handle = bind(mach, rec.url, batch_size=10)
+    for _ in range(10):
+        mach.toggle1("A")
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await handle.close()
+    assert handle.client.pushed == 10
+    assert len(lines(rec)) == 10
+
+
 async def test_machines_share_a_client(receiver: MakeReceiver) -> None:
     rec = await receiver()
     m1, m2 = am.Machine(SCHEMA), am.Machine(SCHEMA)
