@@ -75,6 +75,7 @@ testdist: site
 bench: $(STAMP)
 	$(PY) -m bench.run --out build/bench/results.jsonl
 	$(PY) -m bench.rpc --out build/bench/rpc.jsonl
+	$(PY) -m bench.telemetry --out build/bench/telemetry.jsonl
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl

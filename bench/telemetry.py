@@ -4,13 +4,20 @@ W3 (perf-workloads.md: 5 states, 20 handlers, a cycle = ``add1(Hi)`` + ``remove1
 exporter bound, as a ratio of W3 with none, all in one run with the variants interleaved rep by
 rep (so load changes hit them alike):
 
-- ``none``: no exporter; ``noop-tracer``: a bare ``am.Tracer`` (what any tracer costs the engine);
+- ``none``: no exporter;
+- ``unbound``: no exporter on the measured machine while another machine in the process has all
+  three bound (binding one must not slow the others at all);
+- ``noop-tracer``: a bare ``am.Tracer`` (reference: what any tracer costs the engine);
 - ``prometheus``: ``MachMetrics`` (the scrape is not per transition, so none happens);
+- ``log-changes``: the machine logging at CHANGES to a logger that drops the lines (reference:
+  the part of Loki's cost that is the engine formatting its log lines);
 - ``loki``: ``bind_loki`` pushing to a receiver in a child process (the machine logs at CHANGES);
+- ``otel-sdk-floor``: the spans, attributes and events ``otel`` makes, made by hand around the
+  mutations with no tracer (reference: what the OpenTelemetry SDK alone costs);
 - ``otel``: ``OtelTracer`` with transition spans, the SDK's batch processor and OTLP/HTTP exporter
   sending to the same child process;
-- ``unbound``: no exporter on the measured machine while another machine in the process has all
-  three bound (binding one must not slow the others at all).
+- ``otel-unsampled``: the same with a sampler that drops the machine's trace (reference: what
+  tracing costs a machine that sampling leaves out).
 
 The loop runs on asyncio and yields every 100 cycles so the exporters' own work (Loki's pushes on
 the loop, the OTel SDK's export thread) happens alongside; the measured region ends after the last
@@ -30,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,9 +49,19 @@ from bench.workloads_am import _w3_handlers_class
 N_FULL = 5_000
 N_QUICK = 300
 YIELD_EVERY = 100
-VARIANTS = ("none", "noop-tracer", "prometheus", "loki", "otel", "unbound")
-TARGETS = {"prometheus": 0.8, "loki": 0.7, "otel": 0.3, "unbound": 0.95}
-"""Minimum ratios to ``none``; ``noop-tracer`` is reported for reference."""
+VARIANTS = (
+    "none",
+    "unbound",
+    "noop-tracer",
+    "prometheus",
+    "log-changes",
+    "loki",
+    "otel-sdk-floor",
+    "otel",
+    "otel-unsampled",
+)
+TARGETS = {"prometheus": 0.8, "loki": 0.7, "otel": 0.3, "unbound": 0.9}
+"""Minimum ratios to ``none``; the other variants are references (see the module docs)."""
 
 STATES = [f"H{i}" for i in range(5)]
 SCHEMA = {s: am.State() for s in STATES}
@@ -105,14 +122,49 @@ class Bound:
     """What a variant bound to a machine: how to ship what is pending, and what it dropped."""
 
     def __init__(self) -> None:
-        self.flushes: list[Callable[[], Any]] = []
-        self.closes: list[Callable[[], Any]] = []
+        self.flushes: list[Callable[[], Awaitable[None]]] = []
+        self.closes: list[Callable[[], Awaitable[None] | None]] = []
         self.dropped: dict[str, int] = {}
+        self.cycle: Callable[[Callable[[str], object], Callable[[str], object], str], None] | None
+        self.cycle = None
+        """A loop body replacing ``add1(s); remove1(s)`` (the SDK floor)."""
 
 
-async def bind(variant: str, mach: am.Machine, url: str, n: int, bound: Bound) -> None:
+def otel_provider(url: str, spans: int, bound: Bound, sampled: bool = True) -> tuple[Any, Any]:
+    """An SDK tracer provider exporting over OTLP/HTTP to ``url``, sized not to drop any of the
+    ``spans`` expected (the dropped count says whether they all went out)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    from asyncmachine.telemetry import otel
+
+    sampler = None if sampled else ParentBased(ALWAYS_OFF)
+    provider = TracerProvider(shutdown_on_exit=False, sampler=sampler)
+    exporter = otel.CountingSpanExporter(OTLPSpanExporter(endpoint=f"{url}/v1/traces"))
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, max_queue_size=spans + 1000, schedule_delay_millis=100)
+    )
+
+    async def flush() -> None:
+        await asyncio.to_thread(provider.force_flush)
+
+    def close() -> None:
+        provider.shutdown()
+        bound.dropped["otel_not_exported"] = (spans if sampled else 0) - exporter.exported
+
+    bound.flushes.append(flush)
+    bound.closes.append(close)
+    return provider, exporter
+
+
+def bind(variant: str, mach: am.Machine, url: str, n: int, bound: Bound) -> None:
     if variant == "noop-tracer":
         mach.bind_tracer(am.Tracer())
+    if variant == "log-changes":
+        mach.set_log_level(am.LogLevel.CHANGES)
+        mach.set_logger(lambda level, line: None)
     if variant in ("prometheus", "all"):
         from prometheus_client import CollectorRegistry
 
@@ -125,43 +177,83 @@ async def bind(variant: str, mach: am.Machine, url: str, n: int, bound: Bound) -
         client = loki.LokiClient(url, max_lines=4 * n + 1000)
         handle = loki.LokiHandle(mach, client, "bench")
         bound.flushes.append(handle.flush)
-        bound.closes.append(handle.close)
-        bound.dropped["loki_dropped"] = 0
 
-        def loki_dropped() -> None:
+        async def close_loki() -> None:
+            await handle.close()
             bound.dropped["loki_dropped"] = client.dropped
 
-        bound.closes.append(loki_dropped)
-    if variant in ("otel", "all"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
+        bound.closes.append(close_loki)
+    if variant in ("otel", "otel-unsampled", "all"):
         from asyncmachine.telemetry import otel
 
-        provider = TracerProvider(shutdown_on_exit=False)
-        exporter = otel.CountingSpanExporter(OTLPSpanExporter(endpoint=f"{url}/v1/traces"))
-        provider.add_span_processor(
-            BatchSpanProcessor(exporter, max_queue_size=4 * n + 1000, schedule_delay_millis=100)
-        )
+        # 2 transitions and 1 activation per cycle and the machine; the unbound variant's other
+        # machine makes 3: one transition, one activation, itself
+        spans = 3 if variant == "all" else 3 * n + 1
+        provider, _ = otel_provider(url, spans, bound, sampled=variant != "otel-unsampled")
         tracer = otel.OtelTracer(provider.get_tracer("bench"), transitions=True)
         tracer.bind(mach)
 
-        async def otel_flush() -> None:
+        async def end_spans() -> None:
             tracer.close()
-            await asyncio.to_thread(provider.force_flush)
 
-        def otel_close() -> None:
-            provider.shutdown()
-            # every span exported: 2 transitions and 1 activation per cycle, plus the machine
-            bound.dropped["otel_not_exported"] = 3 * n + 1 - exporter.exported
+        bound.flushes.insert(0, end_spans)
+    if variant == "otel-sdk-floor":
+        sdk_floor(mach, url, n, bound)
 
-        bound.flushes.append(otel_flush)
-        bound.closes.append(otel_close)
+
+def sdk_floor(mach: am.Machine, url: str, n: int, bound: Bound) -> None:
+    """The same spans, attributes and events as ``otel``, made by hand around the mutations:
+    what the OpenTelemetry SDK alone costs for this span model."""
+    from opentelemetry import context, trace
+
+    provider, _ = otel_provider(url, 3 * n + 1, bound)
+    tracer = provider.get_tracer("bench")
+    mach_span = tracer.start_span(f"mach:{mach.id}", attributes={"asyncmachine.id": mach.id})
+    ctx = trace.set_span_in_context(mach_span, context.Context())
+
+    def tx(name: str, mutate: Callable[[str], object], s: str, handlers: tuple[str, str]) -> str:
+        span = tracer.start_span(
+            name,
+            ctx,
+            attributes={
+                "asyncmachine.id": mach.id,
+                "asyncmachine.tx.id": "0123456789abcdef",
+                "asyncmachine.mutation": name[:3],
+                "asyncmachine.auto": False,
+                "asyncmachine.queue_tick": 1,
+                "asyncmachine.time_before": 1,
+            },
+        )
+        mutate(s)
+        span.add_event(handlers[0])
+        span.add_event(handlers[1])
+        span.set_attributes(
+            {
+                "asyncmachine.accepted": True,
+                "asyncmachine.states_diff": "+" + s,
+                "asyncmachine.time_after": 2,
+            }
+        )
+        span.end()
+        return "0123456789abcdef"
+
+    def cycle(add1: Callable[[str], object], remove1: Callable[[str], object], s: str) -> None:
+        tx_id = tx("add " + s, add1, s, (s + "Enter", s + "State"))
+        attrs = {"asyncmachine.id": mach.id, "asyncmachine.state": s, "asyncmachine.tick": 1}
+        state = tracer.start_span(s, ctx, attributes={**attrs, "asyncmachine.tx.id": tx_id})
+        tx("remove " + s, remove1, s, (s + "Exit", s + "End"))
+        state.set_attribute("asyncmachine.tx.end", tx_id)
+        state.end()
+
+    async def end_machine() -> None:
+        mach_span.end()
+
+    bound.flushes.insert(0, end_machine)
+    bound.cycle = cycle
 
 
 async def rep(variant: str, n: int, url: str) -> tuple[float, dict[str, int]]:
-    """One rep: a fresh machine (and exporters), N timed cycles, shipping included; ns elapsed."""
+    """One rep: a fresh machine (and exporters), N cycles, shipping included; CPU ns used."""
     mach = am.Machine(SCHEMA)
     handlers: Any = _w3_handlers_class()()
     mach.bind_handlers(handlers)
@@ -169,29 +261,35 @@ async def rep(variant: str, n: int, url: str) -> tuple[float, dict[str, int]]:
     other: am.Machine | None = None
     if variant == "unbound":
         other = am.Machine(SCHEMA)
-        await bind("all", other, url, n, bound)
+        bind("all", other, url, n, bound)
         other.add1("H0")
     else:
-        await bind(variant, mach, url, n, bound)
+        bind(variant, mach, url, n, bound)
     add1, remove1 = mach.add1, mach.remove1
+    cycle = bound.cycle
     gc.collect()
     started = time.process_time_ns()
     for start in range(0, n, YIELD_EVERY):
         for i in range(start, min(start + YIELD_EVERY, n)):
             s = STATES[i % 5]
-            add1(s)
-            remove1(s)
+            if cycle is None:
+                add1(s)
+                remove1(s)
+            else:
+                cycle(add1, remove1, s)
         await asyncio.sleep(0)
-    if variant != "unbound":
+    if other is None:
         for flush in bound.flushes:
             await flush()
     elapsed = time.process_time_ns() - started
-    for close in bound.closes:
-        result = close()
-        if asyncio.iscoroutine(result):
-            await result
     if other is not None:
         other.dispose()
+        for flush in bound.flushes:
+            await flush()
+    for close in bound.closes:
+        result = close()
+        if result is not None:
+            await result
     check(handlers.counter == 4 * n, f"W3 {variant}: counter {handlers.counter}, want {4 * n}")
     check(mach.active_states() == [], f"W3 {variant}: {mach.string()}")
     return elapsed, bound.dropped
@@ -245,7 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = env_info()
     print(f"bench.telemetry: {'quick' if args.quick else 'full'} run, {env}", file=sys.stderr)
     started = time.perf_counter()
-    results = asyncio.run(run(args.quick))
+    results = asyncio.run(
+        run(args.quick, reps=1 if args.quick else 7, warmup=0 if args.quick else 1)
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     base = results[0].median_ops_per_sec

@@ -45,10 +45,7 @@ def severity(level: int, body: str) -> Severity:
     return _BY_LEVEL.get(level, _INFO_CHANGES)
 
 
-def strip_id_prefix(mach_id: str, line: str) -> str:
-    """``line`` without the machine's ``[<id>] `` prefix (short or full id), if it has one."""
-    if line.startswith("["):
-        end = line.find("] ")
-        if end > 1 and line[1:end] in (mach_id[:5], mach_id):
-            return line[end + 2 :]
-    return line
+def id_prefixes(mach_id: str) -> tuple[str, ...]:
+    """The prefixes a machine's log lines start with: ``[<first 5 chars of the id>] `` (the
+    default) or ``[<id>] `` (the full id)."""
+    return tuple(dict.fromkeys((f"[{mach_id[:5]}] ", f"[{mach_id}] ")))

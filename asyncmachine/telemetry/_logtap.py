@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._log import Logger, LogLevel
-from ._levels import Severity, severity, strip_id_prefix
+from ._levels import Severity, id_prefixes, severity
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -30,7 +30,7 @@ class LogTap:
 
     def __init__(self, mach: Machine) -> None:
         self._mach = mach
-        self._id = mach.id
+        self._prefixes = id_prefixes(mach.id)
         # The machine has no public getter for its logger (yet): the replaced one is read here.
         self._prev: Logger = mach._logger
         self._user_level = mach.log_level
@@ -46,7 +46,11 @@ class LogTap:
         raised = self._raised_to
         if raised is None or level <= self._user_level or self._mach.log_level != raised:
             self._prev(level, line)
-        body = strip_id_prefix(self._id, line)
+        body = line
+        for prefix in self._prefixes:
+            if line.startswith(prefix):
+                body = line[len(prefix) :]
+                break
         sev = severity(level, body)
         for sink in self.sinks:
             try:

@@ -55,7 +55,8 @@ class LokiClient:
     ``max_lines`` bounds the buffer. A push that fails with a connection error, a timeout, 429 or
     5xx is retried ``retries`` times, waiting ``min_backoff`` seconds and doubling up to
     ``max_backoff``; then its lines are dropped. Other 4xx answers drop the batch at once (Loki
-    refused those lines; sending them again would not help).
+    refused those lines; sending them again would not help). Once closing, a failed push is not
+    retried: shutting down takes one request's ``timeout`` at most.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class LokiClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._closing = asyncio.Event()
 
     # ------------------------------------------------------------------ the machine's side
 
@@ -150,18 +152,26 @@ class LokiClient:
     async def _push(self, batch: list[_Line]) -> None:
         body = _encode(batch)
         backoff = self.min_backoff
-        for attempt in range(self.retries + 1):
+        attempts = 0
+        while True:
             status, why = await self._post(body)
+            attempts += 1
             if 200 <= status < 300:
                 self.pushed += len(batch)
                 return
             if status and status != 429 and status < 500:
                 self._drop(len(batch), f"Loki refused a batch: {why}")
                 return
-            if attempt < self.retries:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-        self._drop(len(batch), f"a batch failed {self.retries + 1} times, last: {why}")
+            if attempts > self.retries or self._closed:
+                break
+            with contextlib.suppress(TimeoutError):  # closing cuts the backoff short
+                async with asyncio.timeout(backoff):
+                    await self._closing.wait()
+            if self._closed:
+                break
+            backoff = min(backoff * 2, self.max_backoff)
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        self._drop(len(batch), f"a batch failed after {tries}, last: {why}")
 
     async def _post(self, body: bytes) -> tuple[int, str]:
         """POST one batch: ``(HTTP status or 0, what happened)``."""
@@ -189,8 +199,10 @@ class LokiClient:
         self.dropped += n
 
     async def close(self) -> None:
-        """Push what is buffered, then stop the task and close the connections."""
+        """Push what is buffered (one more try, no retries), then stop the task and close the
+        connections."""
         self._closed = True
+        self._closing.set()
         self._wake.set()
         if self._task is not None:
             await self._task  # it ends after its current push

@@ -93,6 +93,8 @@ class _Mach:
     ctx: otel_context.Context
     """The machine span as a context: the parent of its state and transition spans."""
     traced: frozenset[str]
+    recording: bool
+    """The machine span is sampled: without it, only a remote parent makes spans."""
     states: dict[str, Span] = field(default_factory=dict)
     """Open activation spans."""
     tx: Transition | None = None
@@ -161,7 +163,8 @@ class OtelTracer(Tracer):
             attrs[_PREFIX + "tags"] = mach.tags
         span = self.tracer.start_span(f"mach:{mach.id}", parent, attributes=attrs)
         ctx = trace.set_span_in_context(span, otel_context.Context())
-        ms = self._machs[mach.id] = _Mach(mach.id, span, ctx, self._traced(mach))
+        traced = self._traced(mach)
+        ms = self._machs[mach.id] = _Mach(mach.id, span, ctx, traced, span.is_recording())
         for state in mach.active_states():
             if state in ms.traced:
                 self._activate(ms, state, mach.tick(state))
@@ -225,7 +228,9 @@ class OtelTracer(Tracer):
             return
         cause = trace.get_current_span().get_span_context()
         if cause.is_valid:
-            self._meet(mach).causes[id(mutation)] = cause
+            ms = self._meet(mach)
+            if ms.recording:
+                ms.causes[id(mutation)] = cause
 
     def transition_start(self, tx: Transition) -> None:
         mach = tx.machine
@@ -240,6 +245,10 @@ class OtelTracer(Tracer):
             or ms.traced.isdisjoint(tx.called_states)
         ):
             return  # an auto transition the relations rejected did nothing: no span
+        source = mut.source
+        remote = None if source is None else _remote_parent(getattr(source, "meta", None))
+        if not ms.recording and remote is None:
+            return  # an unsampled machine: its spans would not be recorded anyway
         called = tx.called_states
         is_err = EXCEPTION in called
         name = f"{'!' if is_err else ''}{mut.type} {' '.join(called)}"
@@ -251,18 +260,14 @@ class OtelTracer(Tracer):
             _PREFIX + "queue_tick": mut.queue_tick,
             _PREFIX + "time_before": sum(mach.time()),
         }
-        parent = ms.ctx
-        source = mut.source
         if source is not None:
             attrs[_PREFIX + "source.id"] = source.mach_id
             attrs[_PREFIX + "source.tx.id"] = source.tx_id
-            remote = _remote_parent(getattr(source, "meta", None))
-            if remote is not None:
-                parent = remote
         if self.args and mut.args:
             for key, value in mach.log_args(mut.args).items():
                 attrs[f"{_PREFIX}args.{key}"] = value
         links = (Link(cause),) if cause is not None else ()
+        parent = ms.ctx if remote is None else remote
         span = self.tracer.start_span(name, parent, attributes=attrs, links=links)
         if is_err:
             err_args = mut.args.get(ERR_ARGS_KEY)
@@ -282,6 +287,8 @@ class OtelTracer(Tracer):
         if ms is None or tx.mutation.is_check:
             return
         ms.applied = True
+        if not ms.recording:
+            return
         states = ms.states
         for s in tx.exits:
             span = states.pop(s, None)

@@ -79,8 +79,7 @@ async def receiver() -> AsyncIterator[Callable[[], Awaitable[Receiver]]]:
             if rec.delay:
                 await asyncio.sleep(rec.delay)
             rec.requests.append(Request(request.method, request.path, dict(request.headers), body))
-            if rec.status < 300:
-                rec.answered.set()
+            rec.requested.set()
             return web.Response(status=rec.status)
 
         app = web.Application()

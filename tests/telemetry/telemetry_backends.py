@@ -107,12 +107,12 @@ class Receiver:
     requests: list[Request] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set after every request answered with a 2xx status."""
+    requested: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set after every request is recorded."""
 
     async def wait_for(self, pred: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-        """Wait until ``pred()`` holds, checking again after each successful request."""
+        """Wait until ``pred()`` holds, checking again after each request."""
         async with asyncio.timeout(timeout):
             while not pred():
-                self.answered.clear()
-                await self.answered.wait()
+                self.requested.clear()
+                await self.requested.wait()

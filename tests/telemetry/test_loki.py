@@ -23,7 +23,8 @@ from telemetry_backends import Receiver, Request, free_port
 
 import asyncmachine as am
 from asyncmachine.telemetry import loki
-from asyncmachine.telemetry._levels import ERROR, severity, strip_id_prefix
+from asyncmachine.telemetry._levels import ERROR, severity
+from asyncmachine.telemetry._logtap import tap_log
 
 pytestmark = pytest.mark.usefixtures("closing")
 
@@ -40,9 +41,7 @@ async def closing() -> AsyncIterator[None]:
     """Close every handle a test made (a failing test leaves no push task behind)."""
     yield
     while _handles:
-        handle = _handles.pop()
-        handle.client.retries = 0
-        await handle.close()
+        await _handles.pop().close()
 
 
 def bind(mach: am.Machine, url: str, **client: Any) -> loki.LokiHandle:
@@ -104,10 +103,15 @@ def test_level_map() -> None:
     assert numbers == sorted(numbers, reverse=True)  # finer inside each level, same order
 
 
-def test_strip_id_prefix() -> None:
-    assert strip_id_prefix("abcdef123", "[abcde] [state] +A") == "[state] +A"
-    assert strip_id_prefix("abcdef123", "[abcdef123] [state] +A") == "[state] +A"
-    assert strip_id_prefix("abcdef123", "[state] +A") == "[state] +A"  # log_id=False
+@pytest.mark.parametrize("log_id", [True, False])
+def test_sinks_get_lines_without_the_id_prefix(log_id: bool) -> None:
+    got: list[str] = []
+    mach = am.Machine(SCHEMA, id="abcdef123", log_id=log_id)
+    tap = tap_log(mach, lambda body, sev: got.append(body))
+    mach.add1("A")
+    tap(am.LogLevel.CHANGES, "[abcdef123] [state] +B")  # a line prefixed with the full id
+    tap(am.LogLevel.CHANGES, "[abcdef12] [state] +C")  # neither the short nor the full id
+    assert got == ["[state] +A", "[state] +B", "[abcdef12] [state] +C"]
 
 
 # ---------------------------------------------------------------------- the push API
@@ -364,6 +368,20 @@ async def test_down_backend_bounded_and_logged_once(caplog: pytest.LogCaptureFix
     assert url in warnings[0]
 
 
+async def test_close_gives_up_retrying(receiver: MakeReceiver) -> None:
+    """A backend that keeps failing does not hold a shutdown for the whole backoff schedule."""
+    rec = await receiver()
+    rec.status = 503
+    mach = am.Machine(SCHEMA)
+    handle = bind(mach, rec.url, retries=10, min_backoff=30.0, flush_interval=0.01)
+    mach.add1("A")
+    await rec.wait_for(lambda: len(rec.requests) == 1)  # failed: the retry waits 30 s
+    async with asyncio.timeout(5):
+        await handle.close()
+    assert handle.dropped == 1
+    assert len(rec.requests) == 1
+
+
 async def test_500_is_retried_until_it_works(receiver: MakeReceiver) -> None:
     rec = await receiver()
     rec.status = 500
@@ -371,9 +389,7 @@ async def test_500_is_retried_until_it_works(receiver: MakeReceiver) -> None:
     handle = bind(mach, rec.url, retries=50, min_backoff=0.01, max_backoff=0.02)
     mach.add1("A")
     flushing = asyncio.ensure_future(handle.flush())
-    async with asyncio.timeout(5):
-        while len(rec.requests) < 3:  # failed pushes, retried
-            await asyncio.sleep(0.01)
+    await rec.wait_for(lambda: len(rec.requests) >= 3)  # failed pushes, retried
     rec.status = 204
     await flushing
     assert len({r.body for r in rec.requests}) == 1  # the same batch every time
@@ -419,4 +435,4 @@ async def test_slow_backend_never_blocks_a_transition(
     await flushing  # timed out twice: the batch is dropped, the new lines too
     assert handle.dropped == 101
     assert len(drop_warnings(caplog)) == 1
-    assert re.search(r"failed 2 times", drop_warnings(caplog)[0])
+    assert re.search(r"failed after 2 attempts", drop_warnings(caplog)[0])

@@ -27,6 +27,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import StatusCode
 from telemetry_backends import TIMEOUT, Receiver, free_port
 
@@ -327,6 +328,33 @@ def test_remote_parent_from_mutation_meta(spans: Spans) -> None:
     assert add_a.parent.is_remote
     mach.add1("B")  # no meta: under the machine span again
     assert parent_id(spans.one("add B")) != parent_id(add_a)
+
+
+def test_unsampled_machines_make_no_spans_but_remote_traces_go_on() -> None:
+    """With a parent-based sampler that drops machine spans, a machine costs little and records
+    nothing, except a transition whose mutation arrived with a sampled remote parent."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    remote = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    class FromRpc(am.Tracer):
+        def mutation_queued(self, mach: am.Machine, mutation: am.Mutation) -> None:
+            if mutation.called == ["B"]:
+                mutation.source = SimpleNamespace(  # type: ignore[assignment]
+                    mach_id="tab", tx_id="t1", mach_time=0, meta={"traceparent": remote}
+                )
+
+    mach = am.Machine(SCHEMA, tracers=[FromRpc()])
+    otel.OtelTracer(provider.get_tracer("t")).bind(mach)
+    mach.add1("A")
+    mach.remove1("A")
+    assert exporter.get_finished_spans() == ()
+    mach.add1("B")
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "add B"
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+    provider.shutdown()
 
 
 def test_options(spans: Spans) -> None:
