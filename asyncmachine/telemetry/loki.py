@@ -125,6 +125,7 @@ class LokiClient:
 
     @property
     def buffered(self) -> int:
+        """Lines waiting to be pushed."""
         return len(self._buffer)
 
     # ------------------------------------------------------------------ pushing

@@ -1,22 +1,22 @@
 """OpenTelemetry traces (and logs) of machines, on the official SDK.
 
-Span model (names and attributes under ``asyncmachine.``):
+Span model (names and attributes under ``asyncmachine.``; docs/telemetry.md has the details):
 
 - ``mach:<id>``: one span per machine, from the moment the tracer meets it until it is disposed
   (or :meth:`OtelTracer.close`); the parent of everything below. A submachine's span is a child
   of its parent machine's span; a machine's span is a child of the span current when the tracer
   first met it (so machines created inside a request span join its trace).
-- ``<State>``: one span per activation, from activation to deactivation, with the transition
-  id and the state's tick; a Multi state activated again while active adds a ``reactivated``
-  event instead. It links to the transition span that activated it.
+- ``<State>``: one span per activation, from activation to deactivation, with the ids of the
+  transitions that activated and deactivated it and the state's tick; a Multi state activated
+  again while active adds a ``reactivated`` event instead.
 - ``<type> <called states>`` (``add Foo Bar``; ``!add Exception`` for errors, with the error
   status and an exception event), when ``transitions=True``: one span per transition, with the
   mutation, machine time before and after, the states diff, accepted, auto, queue tick, the args
-  when ``args=True``, one event per handler call, and links to the transitions' deactivated
-  state spans and to the span that was current when the mutation was made (the causing
-  transition's span: a handler's mutation of another machine, an auto state, or the caller's
-  own span). While a transition runs its span is the current span, so spans and log records
-  made in handlers nest under it, and :func:`trace_meta` hands it to RPC.
+  when ``args=True``, one event per handler call, and a link to the span that was current when
+  the mutation was made (the causing transition's span: a handler's mutation of another machine,
+  an auto state, or the caller's own span). While a transition runs its span is the current
+  span, so spans and log records made in handlers nest under it, and :func:`trace_meta` hands
+  it to RPC.
 - A mutation that arrived over RPC with a W3C ``traceparent`` in its source's ``meta`` makes its
   transition span a child of that remote span: a client's transition and the server machine's
   transition share one trace.
@@ -25,6 +25,9 @@ Upstream's grouping spans (``N:states``, ``N:transitions``, per-state groups) ar
 names and attributes above group the same way without empty spans. Transitions whose called
 states are all skipped (by default ``Healthcheck`` and ``Heartbeat``), check-only transitions
 (``can_add``) and auto transitions that the relations rejected (nothing to do) make no span.
+Spans cost what the SDK makes them cost (tens of microseconds each); a sampler that leaves a
+machine's span out (``ParentBased(TraceIdRatioBased(...))``) makes the tracer skip that
+machine's span work.
 
 ``bind_otel_logs`` sends the machine's log lines as OTel log records, with the Loki exporter's
 level map; ``mach_bind_otel_env`` switches both on from the environment.
@@ -384,6 +387,7 @@ class CountingSpanExporter(SpanExporter):
         self._failing = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export through the wrapped exporter, counting the outcome."""
         result = self.exporter.export(spans)
         if result is SpanExportResult.SUCCESS:
             self.exported += len(spans)
@@ -401,9 +405,11 @@ class CountingSpanExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
         self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
         return self.exporter.force_flush(timeout_millis)
 
 
@@ -430,6 +436,7 @@ class OtelLogs:
         )
 
     def close(self) -> None:
+        """Stop sending this machine's lines (its logger and level are put back)."""
         if self._tap is not None:
             self._tap.remove(self._sink)
             self._tap = None

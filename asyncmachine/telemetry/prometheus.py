@@ -278,6 +278,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
+        """Where the metrics are: ``http://HOST:PORT/metrics``."""
         return f"http://{self.host}:{self.port}/metrics"
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -287,10 +288,12 @@ class MetricsServer:
         return response
 
     async def start(self) -> None:
+        """Start answering on the bound socket."""
         await self._runner.setup()
         await web.SockSite(self._runner, self._sock).start()
 
     async def close(self) -> None:
+        """Stop answering and release the port."""
         await self._runner.cleanup()
         self._sock.close()
 
