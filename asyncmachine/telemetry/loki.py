@@ -33,6 +33,7 @@ import aiohttp
 
 from ._levels import Severity
 from ._logtap import LogTap, tap_log
+from ._wait import wait_event
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -132,9 +133,7 @@ class LokiClient:
 
     async def _run(self) -> None:
         while not self._closed:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.flush_interval):
-                    await self._wake.wait()
+            await wait_event(self._wake, self.flush_interval)
             self._wake.clear()
             await self.flush()
 
@@ -165,10 +164,7 @@ class LokiClient:
                 return
             if attempts > self.retries or self._closed:
                 break
-            with contextlib.suppress(TimeoutError):  # closing cuts the backoff short
-                async with asyncio.timeout(backoff):
-                    await self._closing.wait()
-            if self._closed:
+            if await wait_event(self._closing, backoff):  # closing cuts the backoff short
                 break
             backoff = min(backoff * 2, self.max_backoff)
         tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"

@@ -29,7 +29,6 @@ seconds (15) under the job ``AM_SERVICE``. Both run on the asyncio loop (no thre
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -54,6 +53,7 @@ from prometheus_client.metrics_core import (
 
 from .._schema import EXCEPTION
 from .._tracer import Tracer
+from ._wait import wait_event
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -417,9 +417,7 @@ class Pusher:
 
     async def _run(self) -> None:
         while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._wake.wait()
+            await wait_event(self._wake, self.interval)
             self._wake.clear()
             if not self._closing:
                 await self.push()

@@ -306,19 +306,31 @@ def test_handlers_run_inside_the_transition_span(spans: Spans) -> None:
     assert trace.get_current_span().get_span_context().is_valid is False  # detached again
 
 
+class FromRpc(am.Tracer):
+    """Gives mutations of ``state`` the source an RPC server sets for a client's mutation that
+    carries W3C trace context (``MutationSource(..., meta={"traceparent": ...})``; the RPC
+    ``meta`` field is not in the core yet, so the shape is built here)."""
+
+    def __init__(self, state: str, traceparent: str) -> None:
+        self.state = state
+        self.traceparent = traceparent
+
+    def mutation_queued(self, mach: am.Machine, mutation: am.Mutation) -> None:
+        if mutation.called == [self.state]:
+            mutation.source = SimpleNamespace(  # type: ignore[assignment]
+                mach_id="browser-tab",
+                tx_id="t1",
+                mach_time=3,
+                meta={"traceparent": self.traceparent},
+            )
+
+
 def test_remote_parent_from_mutation_meta(spans: Spans) -> None:
     """A mutation whose source carries W3C trace context in ``meta`` (as the RPC server will set
     it: ``MutationSource(..., meta={"traceparent": ...})``) is a child of that remote span."""
     remote = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
-    class FromRpc(am.Tracer):
-        def mutation_queued(self, mach: am.Machine, mutation: am.Mutation) -> None:
-            if mutation.called == ["A"]:
-                mutation.source = SimpleNamespace(  # type: ignore[assignment]
-                    mach_id="browser-tab", tx_id="t1", mach_time=3, meta={"traceparent": remote}
-                )
-
-    mach = am.Machine(SCHEMA, tracers=[FromRpc()])
+    mach = am.Machine(SCHEMA, tracers=[FromRpc("A", remote)])
     spans.otel().bind(mach)
     mach.add1("A")
     add_a = spans.one("add A")
@@ -338,14 +350,7 @@ def test_unsampled_machines_make_no_spans_but_remote_traces_go_on() -> None:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     remote = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
-    class FromRpc(am.Tracer):
-        def mutation_queued(self, mach: am.Machine, mutation: am.Mutation) -> None:
-            if mutation.called == ["B"]:
-                mutation.source = SimpleNamespace(  # type: ignore[assignment]
-                    mach_id="tab", tx_id="t1", mach_time=0, meta={"traceparent": remote}
-                )
-
-    mach = am.Machine(SCHEMA, tracers=[FromRpc()])
+    mach = am.Machine(SCHEMA, tracers=[FromRpc("B", remote)])
     otel.OtelTracer(provider.get_tracer("t")).bind(mach)
     mach.add1("A")
     mach.remove1("A")
