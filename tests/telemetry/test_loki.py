@@ -349,18 +349,35 @@ def drop_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "dropping log lines" in r.getMessage()]
 
 
-async def test_down_backend_bounded_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("fault", ["down", "500", "slow"])
+async def test_failing_backend_bounded_and_logged_once(
+    fault: str, receiver: MakeReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, "asyncmachine.telemetry")
-    url = f"http://127.0.0.1:{free_port()}"
+    rec = await receiver()
+    url = rec.url
+    if fault == "down":
+        url = f"http://127.0.0.1:{free_port()}"
+    elif fault == "500":
+        rec.status = 500
+    else:
+        rec.delay = 1.0  # longer than the client's timeout
     mach = am.Machine(SCHEMA)
     handle = bind(
-        mach, url, batch_size=10, max_lines=50, retries=1, min_backoff=0.01, flush_interval=0.01
+        mach,
+        url,
+        batch_size=10,
+        max_lines=50,
+        retries=1,
+        min_backoff=0.01,
+        flush_interval=0.01,
+        timeout=0.05,
     )
     for _ in range(500):
         assert mach.toggle1("A") == am.Executed  # never blocked, never failing
-    assert handle.client.buffered <= 50
+    assert handle.client.buffered <= 50  # the memory bound
     assert handle.dropped >= 450
-    await handle.flush()  # the rest fails too (refused, retried once)
+    await handle.flush()  # the rest fails too (retried once)
     assert handle.dropped == 500
     assert handle.client.pushed == 0
     warnings = drop_warnings(caplog)
