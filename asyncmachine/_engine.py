@@ -573,7 +573,7 @@ class Engine:
                 continue
             trace = "".join(traceback.format_exception(err))
             called = " ".join(mut.called)
-            self.observer.error(f"[error:{mut.type}] {called} ({err}) in {name}\n{trace.rstrip()}")
+            self.observer.error(f"[error:{mut.type}] {called} ({err})\n{trace.rstrip()}")
             if EXCEPTION in mut.called:
                 continue  # no nesting: an Exception handler that raises queues no new Exception
             self.err = err

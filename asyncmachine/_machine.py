@@ -527,7 +527,13 @@ class Machine(ClockView):
 
     def set_logger(self, fn: Logger | None) -> None:
         """Send log lines to ``fn(level, msg)``; ``None`` restores the stdlib logger."""
-        self._observer.logger = fn
+        self._observer.logger = fn or self._observer.stdlib
+
+    @property
+    def logger(self) -> Logger:
+        """Where log lines go: the function given to ``set_logger()``, or the default sink that
+        writes to the stdlib logger ``asyncmachine.<id>``."""
+        return self._observer.logger
 
     def set_args_mapper(self, fn: ArgsMapper | None) -> None:
         """Choose which args appear in log lines (``am.new_log_args_mapper()``)."""

@@ -78,8 +78,8 @@ class Observer:
         self.machine_id = machine_id
         self.level = int(level)
         """The log level as a plain int (compared on the hot path)."""
-        self.logger = logger
-        """The custom sink ``fn(level, msg)``, or ``None`` for the stdlib one."""
+        self.logger: Logger = logger or self.stdlib
+        """Where lines go: a custom ``fn(level, line)``, or :meth:`stdlib`."""
         if log_id == "full":
             self.prefix = f"[{machine_id}] "
         elif log_id is True:
@@ -109,18 +109,20 @@ class Observer:
         """
         if self.disposed:
             return
-        if self.logger is None or self.level >= CHANGES:
+        if self.level >= CHANGES or self.logger == self.stdlib:
             self._emit(CHANGES, msg, error=True)
 
     def _emit(self, level: int, msg: str, error: bool) -> None:
-        line = self.prefix + msg
-        if self.logger is not None:
-            self.logger(LogLevel(level), line)
-            return
+        self.logger(LogLevel(level), self.prefix + msg)
+
+    def stdlib(self, level: LogLevel, line: str) -> None:
+        """The default sink: the machine's own stdlib logger ``asyncmachine.<id>``, made on the
+        first line; ``[error`` lines at ``ERROR``, the rest at ``INFO``."""
         std = self._stdlib
         if std is None:
             std = self._stdlib = logging.getLogger(f"{ROOT_LOGGER}.{self.machine_id}")
-        std.log(logging.ERROR if error or msg.startswith("[error") else logging.INFO, line)
+        error = line.startswith("[error", len(self.prefix))
+        std.log(logging.ERROR if error else logging.INFO, line)
 
     def fmt_args(self, args: Mapping[str, Any]) -> str:
         """``" (k=v ...)"`` for the args a log line shows, or ``""``."""

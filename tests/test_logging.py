@@ -244,7 +244,7 @@ def test_handler_error_is_logged_at_error_by_default(caplog: pytest.LogCaptureFi
     assert len(recs) == 1
     assert recs[0].levelno == logging.ERROR
     msg = recs[0].getMessage()
-    assert msg.startswith("[err12] [error:add] A B (boom) in AState\nTraceback")
+    assert msg.startswith("[err12] [error:add] A B (boom)\nTraceback")
     assert 'raise ValueError("boom")' in msg
     assert mach.is_err()
 
@@ -261,7 +261,7 @@ def test_custom_logger_gets_handler_errors_by_its_level() -> None:
     errors = [(lvl, m) for lvl, m in lines if m.startswith("[error")]
     assert len(errors) == 1
     assert errors[0][0] == am.LogLevel.CHANGES
-    assert errors[0][1].startswith("[error:add] A (boom) in AState\n")
+    assert errors[0][1].startswith("[error:add] A (boom)\n")
 
 
 def test_exception_handler_does_not_log_a_handler_error_twice() -> None:
@@ -276,7 +276,7 @@ def test_exception_handler_does_not_log_a_handler_error_twice() -> None:
     mach.add1("A")
     mach.add_err(KeyError("by hand"))
     errors = [m.split("\n")[0] for m in msgs(lines) if m.startswith("[error")]
-    assert errors == ["[error:add] A (boom) in AState", "[error] 'by hand'"]
+    assert errors == ["[error:add] A (boom)", "[error] 'by hand'"]
 
 
 async def test_task_error_is_logged(caplog: pytest.LogCaptureFixture) -> None:
