@@ -139,20 +139,6 @@ class Clock:
 
     # ------------------------------------------------------------------ applying transitions
 
-    def _tick(self, exits: Sequence[str], enters: Sequence[str]) -> None:
-        ticks = self.ticks
-        active = self.active_set
-        for s in exits:
-            ticks[s] += 1
-        for s in enters:
-            ticks[s] += 2 if s in active else 1
-
-    def _owned_set(self) -> set[str]:
-        active = self.active_set
-        if type(active) is not set:
-            active = self.active_set = set(active)
-        return active
-
     def apply(
         self, target: Order, target_set: StateSet, exits: Sequence[str], enters: Sequence[str]
     ) -> None:
@@ -160,7 +146,12 @@ class Clock:
 
         An entered state that is already active (a Multi re-entry) ticks twice.
         """
-        self._tick(exits, enters)
+        ticks = self.ticks
+        active = self.active_set
+        for s in exits:
+            ticks[s] += 1
+        for s in enters:
+            ticks[s] += 2 if s in active else 1
         self.active_set = target_set
         self._set_order(target)
 
@@ -169,8 +160,12 @@ class Clock:
         tick. Costs O(called) for a big active set."""
         active = self.active_set
         log = self._log
+        ticks = self.ticks
+        for s in enters:
+            ticks[s] += 2 if s in active else 1
         if log is None and len(active) < _LOG_FROM:
-            before = self.active
+            before = self._tuple
+            assert before is not None  # kept as a tuple
             if len(called) == 1:
                 s = called[0]
                 if s not in active:
@@ -184,49 +179,59 @@ class Clock:
                 order = (*called, *before)
             else:
                 order = (*called, *(x for x in before if x not in called))
-            self._tick((), enters)
-            self._owned_set().update(enters)
-            self._set_order(order)
-            return
-        if log is None:
-            log = self._start_log()
-        pos, dead = self._pos, self._dead
-        first = len(called) == 1 and pos.get(called[0]) == len(log) - 1  # already the newest
-        self._tick((), enters)
-        self._owned_set().update(enters)
-        if not first:
-            version = self._version = self._version + 1
-            for s in reversed(called):
-                old = pos.get(s)
-                if old is not None:
-                    dead[old] = version
-                pos[s] = len(log)
-                log.append(s)
-                dead.append(_ALIVE)
-            self._tuple = None
-            if len(log) > 2 * len(pos) + 64:
-                self._set_order(self.active)  # a fresh log: snapshots keep the old one
+            self._tuple = order
+        else:
+            if log is None:
+                log = self._start_log()
+            pos, dead = self._pos, self._dead
+            if len(called) != 1 or pos.get(called[0]) != len(log) - 1:  # else: already first
+                version = self._version = self._version + 1
+                for s in reversed(called):
+                    old = pos.get(s)
+                    if old is not None:
+                        dead[old] = version
+                    pos[s] = len(log)
+                    log.append(s)
+                    dead.append(_ALIVE)
+                self._tuple = None
+                if len(log) > 2 * len(pos) + 64:
+                    self._set_order(self.active)  # a fresh log: snapshots keep the old one
+        if enters:
+            if type(active) is not set:
+                active = self.active_set = set(active)
+            active.update(enters)
 
     def apply_remove(self, exits: Sequence[str]) -> None:
         """A remove without relations: the (active) ``exits`` leave, the others keep their order.
         Costs O(exits) for a big active set."""
         if not exits:
             return
-        many = len(exits) * 4 >= len(self.active_set)
-        self._tick(exits, ())
-        self._owned_set().difference_update(exits)
-        if self._log is None and (many or len(self.active_set) < _LOG_FROM):
-            gone = set(exits)
-            self._set_order(tuple(s for s in self.active if s not in gone))
-            return
-        if self._log is None:
-            self._start_log()
-        pos, dead = self._pos, self._dead
-        version = self._version = self._version + 1
+        active = self.active_set
+        ticks = self.ticks
         for s in exits:
-            dead[pos.pop(s)] = version
-        self._tuple = None
-        if len(pos) < _LOG_FROM // 2:
+            ticks[s] += 1
+        log = self._log
+        if log is None and (len(exits) * 4 >= len(active) or len(active) < _LOG_FROM):
+            before = self._tuple
+            assert before is not None  # kept as a tuple
+            if len(exits) == 1:
+                i = before.index(exits[0])
+                self._tuple = (*before[:i], *before[i + 1 :])
+            else:
+                gone = set(exits)
+                self._tuple = tuple(s for s in before if s not in gone)
+        else:
+            if log is None:
+                self._start_log()
+            pos, dead = self._pos, self._dead
+            version = self._version = self._version + 1
+            for s in exits:
+                dead[pos.pop(s)] = version
+            self._tuple = None
+        if type(active) is not set:
+            active = self.active_set = set(active)
+        active.difference_update(exits)
+        if self._log is not None and len(self._pos) < _LOG_FROM // 2:
             self._set_order(self.active)
 
     def rollback(self, states: Iterable[str]) -> None:

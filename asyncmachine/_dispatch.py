@@ -164,17 +164,27 @@ class Dispatcher:
             return self._negotiate_observed(tx, exits, enters, active, autos)
         event, owner = self.event, self.owner
         name = ""
-        try:
-            for table, states in ((self.exit, exits), (self.enter, enters)):
-                if table:
-                    for s in states:
-                        handlers = table.get(s)
-                        if handlers is not None:
-                            name = handlers[0]
-                            e = event(owner, name, tx)
-                            for entry in handlers[1]:
-                                if entry.fn(e) is False:
-                                    return name
+        try:  # the exit and enter loops are the same, written out twice: the hot path
+            table = self.exit
+            if table:
+                for s in exits:
+                    handlers = table.get(s)
+                    if handlers is not None:
+                        name = handlers[0]
+                        e = event(owner, name, tx)
+                        for entry in handlers[1]:
+                            if entry.fn(e) is False:
+                                return name
+            table = self.enter
+            if table:
+                for s in enters:
+                    handlers = table.get(s)
+                    if handlers is not None:
+                        name = handlers[0]
+                        e = event(owner, name, tx)
+                        for entry in handlers[1]:
+                            if entry.fn(e) is False:
+                                return name
             handlers = self.any_enter
             if handlers is not None:
                 name = "AnyEnter"

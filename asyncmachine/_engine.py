@@ -29,6 +29,7 @@ from ._transition import (
     ErrArgs,
     Explanation,
     Mutation,
+    MutationFields,
     MutationSource,
     MutationType,
     PanicInfo,
@@ -164,13 +165,21 @@ class Engine:
             clock.queue_tick += 1
             if self.lean and not self.subs.count and not self.state_ctxs:
                 return self.process(mtype, called, None)
-            mut = Mutation(
-                mtype, called, {} if args is None else args, False, False, clock.queue_tick, source
+            fields: MutationFields = (
+                mtype,
+                called,
+                {} if args is None else args,
+                False,
+                False,
+                clock.queue_tick,
+                source,
             )
             obs = self.observer
             if obs.tracers or obs.level >= OPS:
+                mut = Mutation(*fields)
                 self._queued(mut)
-            return self.process(mtype, called, mut)
+                return self.process(mtype, called, mut)
+            return self.process(mtype, called, fields)
         obs = self.observer
         if len(queue.items) >= queue.limit and not queue.lets_through(
             mtype, called, self.clock.active_set
@@ -278,14 +287,17 @@ class Engine:
         first = self.queue.pop()
         return self.process(first.type, first.called, first)
 
-    def process(self, mtype: MutationType, called: list[str], first: Mutation | None) -> Result:
-        """Run one mutation (``first=None``: an unobserved one), then the queue until empty."""
+    def process(
+        self, mtype: MutationType, called: list[str], first: Mutation | MutationFields | None
+    ) -> Result:
+        """Run one mutation (``first=None``: an unobserved one; a tuple: one nobody queued, whose
+        ``Mutation`` is made only if asked for), then the queue until empty."""
         queue = self.queue
         subs = self.subs
         self.running = True
         result = Executed
         try:
-            if first is not None and first.eval_fn is not None:
+            if type(first) is Mutation and first.eval_fn is not None:
                 self._run_eval(first)
             else:
                 result = self._transition(mtype, called, first)
@@ -331,7 +343,9 @@ class Engine:
 
     # ------------------------------------------------------------------ one transition
 
-    def _transition(self, mtype: MutationType, called: list[str], mut: Mutation | None) -> Result:
+    def _transition(
+        self, mtype: MutationType, called: list[str], mut: Mutation | MutationFields | None
+    ) -> Result:
         """Resolve, negotiate, apply and finalise one mutation: the hot path.
 
         ``mut is None`` means nobody can observe this transition (``lean``, no waiters): it then
@@ -344,13 +358,15 @@ class Engine:
         is_auto = is_check = False
         tx = None
         if mut is not None:
-            is_auto, is_check = mut.is_auto, mut.is_check
+            if type(mut) is Mutation:
+                is_auto, is_check = mut.is_auto, mut.is_check
             tx = self.tx = Transition(self.owner, self.machine_id, clock, mut, clock.snapshot())
             if level >= OPS:
                 if is_auto:
                     obs.log(DECISIONS, f"[add:auto] {' '.join(called)}")
                 else:
-                    obs.log(OPS, f"[{mtype}] {' '.join(called)}{obs.fmt_args(mut.args)}")
+                    args = tx.mutation.args
+                    obs.log(OPS, f"[{mtype}] {' '.join(called)}{obs.fmt_args(args)}")
 
         # relations (docs/semantics.md#relations)
         related = self.related

@@ -61,6 +61,11 @@ class Mutation:
     """Runs even while the machine is disposing (the ``Start`` removal of ``dispose()``)."""
 
 
+MutationFields = tuple[
+    MutationType, list[str], dict[str, Any], bool, bool, int, "MutationSource | None"
+]
+"""``Mutation``'s first fields, in order: what an idle, unqueued mutation is until asked for."""
+
 _current: ContextVar[Transition | None] = ContextVar("asyncmachine_transition", default=None)
 
 
@@ -90,12 +95,12 @@ class Transition:
         "_exits",
         "_id",
         "_machine",
+        "_mutation",
         "_rolled_back",
         "_target",
         "is_accepted",
         "is_completed",
         "machine_id",
-        "mutation",
     )
 
     def __init__(
@@ -103,7 +108,7 @@ class Transition:
         machine: Any,
         machine_id: str,
         clock: Clock,
-        mutation: Mutation,
+        mutation: Mutation | MutationFields,
         before: Order | Snapshot,
     ) -> None:
         self._id = ""
@@ -111,8 +116,7 @@ class Transition:
         self.machine_id = machine_id
         """The id of the machine this transition runs on."""
         self._clock = clock
-        self.mutation = mutation
-        """The mutation being processed."""
+        self._mutation = mutation
         self._before = before
         self._target: Order | None = None
         """``None`` until resolved; also after an add or remove without relations, whose target
@@ -135,6 +139,14 @@ class Transition:
         return self._id
 
     @property
+    def mutation(self) -> Mutation:
+        """The mutation being processed."""
+        mut = self._mutation
+        if type(mut) is tuple:  # an idle mutation nobody queued: made when first asked for
+            mut = self._mutation = Mutation(*mut)
+        return mut  # type: ignore[return-value]
+
+    @property
     def machine(self) -> Any:
         """The ``am.Machine`` this transition runs on (typed ``Any`` to keep this module below
         the machine in the import graph)."""
@@ -143,7 +155,7 @@ class Transition:
     @property
     def called_states(self) -> list[str]:
         """The states the mutation named."""
-        return list(self.mutation.called)
+        return list(self._mutation[1] if type(self._mutation) is tuple else self.mutation.called)
 
     @property
     def target_states(self) -> list[str]:
