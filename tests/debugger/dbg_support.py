@@ -1,0 +1,44 @@
+"""Helpers for the debugger tests: run a machine into an outbox, replay what was streamed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import asyncmachine as am
+from asyncmachine.telemetry._debug import DebugTracer, Outbox
+
+Msg = dict[str, Any]
+
+
+def traced(
+    schema: dict[str, am.State], limit: int = 1000, **kw: Any
+) -> tuple[am.Machine, DebugTracer, Outbox]:
+    """A machine streaming into an outbox of its own (no transport)."""
+    outbox = Outbox(limit)
+    mach = am.Machine(schema, **kw)
+    return mach, DebugTracer(mach, outbox), outbox
+
+
+def txs(outbox: Outbox) -> list[Msg]:
+    """The transition messages waiting in ``outbox`` (taken)."""
+    return [m for m in outbox.take(1_000_000) if m["kind"] == "tx"]
+
+
+def replay(lines: Iterable[str | Msg]) -> dict[str, list[tuple[str, dict[str, int]]]]:
+    """Per machine, each transition's id with the full clock after it, rebuilt the way the
+    inspector does: schema and dropped messages set the clock, transitions change ticks."""
+    clocks: dict[str, dict[str, int]] = {}
+    out: dict[str, list[tuple[str, dict[str, int]]]] = {}
+    for line in lines:
+        msg = json.loads(line) if isinstance(line, str) else line
+        kind = msg["kind"]
+        if kind in ("schema", "dropped"):
+            clocks[msg["id"]] = {**clocks.get(msg["id"], {}), **msg["clock"]}
+            out.setdefault(msg["id"], [])
+        elif kind == "tx":
+            clock = clocks[msg["id"]]
+            clock.update(msg["ticks"])
+            out[msg["id"]].append((msg["tx"], dict(clock)))
+    return out
