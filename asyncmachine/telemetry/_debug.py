@@ -179,6 +179,22 @@ class Outbox:
         self.sent_total += len(out)
         return out
 
+    def lost(self, batch: list[Message]) -> None:
+        """A batch that never reached am-dbg (the connection broke): its transitions count as
+        dropped, its dispose messages go back to the front."""
+        for msg in reversed(batch):
+            kind = msg["kind"]
+            if kind in ("tx", "dropped"):
+                gap = self._gaps.get(msg["id"])
+                if gap is None:
+                    gap = self._gaps[msg["id"]] = _Gap()
+                count = 1 if kind == "tx" else msg["count"]
+                gap.count += count
+                if kind == "tx":
+                    self.dropped_total += 1
+            elif kind == "dispose":
+                self._items.appendleft(msg)
+
     def _notice(self, mach_id: str) -> Message:
         gap = self._gaps.pop(mach_id)
         clock = self._clocks[mach_id]

@@ -257,7 +257,11 @@ class Stream:
                 self._idle = False
             batch = outbox.take(FRAME_MESSAGES)
             if batch:
-                await conn.send(_frame(batch))
+                try:
+                    await conn.send(_frame(batch))
+                except BaseException:
+                    outbox.lost(batch)
+                    raise
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was handed to the connection; False when that

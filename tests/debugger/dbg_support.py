@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import asyncmachine as am
@@ -42,3 +43,24 @@ def replay(lines: Iterable[str | Msg]) -> dict[str, list[tuple[str, dict[str, in
             clock.update(msg["ticks"])
             out[msg["id"]].append((msg["tx"], dict(clock)))
     return out
+
+
+class Feed:
+    """An inspector's connection to am-dbg: every line it was sent, parsed."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.msgs: list[Msg] = []
+
+    async def until(self, check: Callable[[list[Msg]], bool], timeout: float = 10.0) -> None:
+        """Receive until ``check(msgs)`` holds."""
+        async with asyncio.timeout(timeout):
+            while not check(self.msgs):
+                frame = await self.ws.recv()
+                self.msgs += [json.loads(line) for line in frame.split("\n")]
+
+    def txs(self, mach_id: str) -> list[Msg]:
+        return [m for m in self.msgs if m["kind"] == "tx" and m["id"] == mach_id]
+
+    def last(self, kind: str, mach_id: str) -> Msg:
+        return [m for m in self.msgs if m["kind"] == kind and m.get("id") == mach_id][-1]
