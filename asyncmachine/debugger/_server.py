@@ -42,7 +42,7 @@ MAX_BEHIND = 500_000
 LOGGED_ERRORS = 5
 """Bad messages logged per connection (the rest are only counted)."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-STATIC = ("index.html", "inspector.js", "inspector.css", "favicon.svg")
+STATIC = ("index.html", "inspector.js", "inspector.css", "graph.js", "favicon.svg")
 
 
 @dataclass(eq=False)

@@ -315,10 +315,15 @@ class DebugTracer(Tracer):
             ticks = {}
         args = mut.args
         error = None
+        source: Any = mut.source
         if args:
             err = args.get(ERR_ARGS_KEY)
             if isinstance(err, ErrArgs):
                 error = {"type": type(err.err).__name__, "message": str(err.err)}
+                if source is None and err.panic is not None:
+                    # raised by a handler: the transition it interrupted caused this one
+                    ptx = err.panic.transition
+                    source = {"mach": mach.id, "tx": ptx.id, "handler": err.panic.handler}
             args = mach.log_args(args)
         self.outbox.push(
             (
@@ -340,7 +345,7 @@ class DebugTracer(Tracer):
                 tuple(tx.exits),
                 handlers,
                 raised,
-                mut.source,
+                source,
                 args,
                 error,
                 lines,
@@ -425,7 +430,7 @@ class DebugTracer(Tracer):
             if by is not None:
                 msg["canceled_by"] = by
         if source is not None:
-            msg["source"] = _source_dict(source)
+            msg["source"] = source if isinstance(source, dict) else _source_dict(source)
         if args:
             msg["args"] = args
         if error is not None:

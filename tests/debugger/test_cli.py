@@ -96,7 +96,7 @@ def test_a_python_process_with_am_dbg_addr_streams_and_the_session_is_exported(
     history = replay(lines)["worker"]
     assert len(history) == 5  # the ring's cap
     assert history[-1][1] == {"Exception": 0, "Ready": 8, "Start": 8}
-    status = [json.loads(line) for line in lines if '"status"' in line][0]
+    status = next(json.loads(line) for line in lines if '"status"' in line)
     assert status["connected"] is False and status["proc"]["argv0"] == "-c"
 
     again = am_dbg("--import", str(export))

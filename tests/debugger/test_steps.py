@@ -125,6 +125,8 @@ def test_raising_negotiation_handler_cancels_and_is_marked() -> None:
     assert kinds(canceled) == [("handler", "AEnter", "raised"), ("cancel", "handler", "AEnter")]
     assert exception["called"] == ["Exception"]
     assert exception["error"] == {"type": "ValueError", "message": "nope"}
+    # the error's transition points at the one it interrupted
+    assert exception["source"] == {"mach": mach.id, "tx": canceled["tx"], "handler": "AEnter"}
 
 
 def test_raising_final_handler_rolls_back_with_ticks() -> None:
