@@ -225,6 +225,7 @@ class MachineBridge(Bridge):
         if not isinstance(opts, dict):
             raise BridgeError("options must be an object")
         page: list[Notify] = [notify]
+        debug_url = _debug_url(opts.get("debug"))
 
         def logger(level: LogLevel, msg: str) -> None:
             page[0]("log", str(int(level)), dumps(msg))
@@ -238,6 +239,11 @@ class MachineBridge(Bridge):
         )
         if opts.get("states"):
             machine.verify_states(opts["states"])
+        if debug_url:
+            from .telemetry import debug
+
+            tab_id = opts.get("tabId")
+            debug(machine, debug_url, tab_id=tab_id if isinstance(tab_id, str) else None)
         bridge = cls(machine, notify)
         page[0] = lambda *a: bridge.notify(*a)  # follows the bridge (silenced on dispose)
         return bridge
@@ -304,3 +310,17 @@ def page_args(args: Any) -> dict[str, Any] | None:
 
 def _disposed_notify(kind: str, id: str, payload: str) -> None:
     return None
+
+
+def _debug_url(where: object) -> str:
+    """The ``debug`` option, checked before the machine exists: an am-dbg URL, ``true`` for the
+    default address, or nothing."""
+    if where is None or where is False:
+        return ""
+    if where is True:
+        where = "1"
+    if not isinstance(where, str):
+        raise BridgeError("debug must be an am-dbg URL (ws://HOST:PORT/dbg) or true")
+    from .telemetry._debug_stream import dbg_url
+
+    return dbg_url(where)

@@ -47,6 +47,8 @@ export class Asyncmachine {
   /** A local machine from a JSON schema: `{Foo: {auto: true, require: ["Bar"]}}`. */
   machine(schema, { logger, ...opts } = {}) {
     const machine = new AsyncMachine({ logger });
+    // streamed to am-dbg: the tab id groups this page's machines in the inspector
+    if (opts.debug) opts.tabId = registry.tabId;
     const pyOpts = JSON.stringify({ ...opts, log: Boolean(logger) });
     machine._attach(this._module.new_bridge(JSON.stringify(schema), pyOpts, machine._notifier));
     return machine;
@@ -79,6 +81,8 @@ let nextId = 0;
 /** Every live machine of the page by id, for tools and end-to-end tests
  * (`asyncmachine.testing.playwright` reads it). */
 export const registry = (globalThis.__asyncmachine__ ??= { machines: new Map() });
+/** One random id per page, for tools that group machines by tab (am-dbg). */
+registry.tabId ??= Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** A machine with the api.md surface in camelCase (local, or remote when made by `connect`). */
 export class AsyncMachine {

@@ -42,6 +42,8 @@ MAX_BEHIND = 500_000
 LOGGED_ERRORS = 5
 """Bad messages logged per connection (the rest are only counted)."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+LIVE_MARK = (b'<meta name="am-dbg" content="">', b'<meta name="am-dbg" content="live">')
+"""The page connects to ``./ui`` when am-dbg serves it; as a static file it opens files."""
 STATIC = ("index.html", "inspector.js", "inspector.css", "graph.js", "favicon.svg")
 
 
@@ -140,7 +142,10 @@ class DebugServer:
             asset = resources.files(__package__).joinpath("static", name)
             if asset.is_file():
                 kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-                return _response(200, asset.read_bytes(), kind)
+                data = asset.read_bytes()
+                if name == "index.html":
+                    data = data.replace(LIVE_MARK[0], LIVE_MARK[1], 1)
+                return _response(200, data, kind)
         return conn.respond(http.HTTPStatus.NOT_FOUND, f"not found: {path}\n")
 
     def info(self) -> dict[str, Any]:

@@ -86,6 +86,7 @@ async function openFile(blob, name) {
       ui.session = before;
       throw new Error(`${name}: no machines in it`);
     }
+    for (const m of ui.session.machines.values()) m.connected = false; // a recording
     ui.source = "file";
     ui.sourceName = name;
     ui.conn = "file";
@@ -188,7 +189,7 @@ function currentIndex() {
 
 function toggleStateFilter(state) {
   ui.filters.state = ui.filters.state === state ? "" : state;
-  syncFilterInputs();
+  $("#f-state").value = ui.filters.state;
   ui.viewKey = "";
   schedule();
 }
@@ -577,7 +578,7 @@ async function boot() {
     } catch (err) {
       showBanner(`Could not load ${file}: ${err.message}`);
     }
-  } else if (params.get("dbg") || (await servedByAmDbg(location))) {
+  } else if (params.get("dbg") || servedByAmDbg(document)) {
     startLive(feedUrl(location));
   } else {
     ui.conn = "none";

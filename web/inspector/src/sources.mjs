@@ -104,15 +104,7 @@ export function feedUrl(location) {
   return url.href;
 }
 
-/** True when the page is served by am-dbg (which answers `./api/info`). */
-export async function servedByAmDbg(location) {
-  if (!location.protocol.startsWith("http")) return false;
-  try {
-    const res = await fetch(new URL("api/info", location.href), { cache: "no-store" });
-    if (!res.ok) return false;
-    const info = await res.json();
-    return info.tool === "am-dbg";
-  } catch {
-    return false;
-  }
+/** True when the page is served by am-dbg (which marks it), not copied as a static file. */
+export function servedByAmDbg(document) {
+  return document.querySelector('meta[name="am-dbg"]')?.content === "live";
 }

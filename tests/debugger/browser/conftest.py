@@ -1,0 +1,163 @@
+"""Chromium fixtures for the inspector: a real am-dbg per test, the built site on 127.0.0.1.
+
+Async Playwright on one session loop (am-dbg and the machines run on it too), in a pytest process
+of its own (``make pytest-inspector``): the sync Playwright fixtures of ``tests/browser`` keep an
+event loop marked as running. Requests that would leave 127.0.0.1 are blocked; they and console
+errors fail the test that caused them. Screenshots go to ``build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from support import CHROMIUM, CHROMIUM_ARGS
+
+async_api = pytest.importorskip("playwright.async_api")
+pytest.importorskip("websockets")
+
+ROOT = Path(__file__).resolve().parents[3]
+SITE = ROOT / "build" / "site"
+SCREENSHOTS = ROOT / "build" / "screenshots"
+PAGES = {"/dbg-page.html": Path(__file__).with_name("dbg-page.html")}
+DESKTOP = {"width": 1280, "height": 800}
+MOBILE = {"width": 390, "height": 844}
+
+Page = Any
+
+
+@dataclass
+class Watch:
+    """Console errors and requests leaving 127.0.0.1, per test; `expected` errors are allowed."""
+
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    expected: list[re.Pattern[str]] = field(default_factory=list)
+
+    def console_error(self, text: str) -> None:
+        if not any(p.search(text) for p in self.expected):
+            self.errors.append(text)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def translate_path(self, path: str) -> str:
+        page = PAGES.get(path.split("?")[0])
+        return str(page) if page else super().translate_path(path)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def site_url() -> Iterator[str]:
+    """``build/site`` (with the inspector in ``/inspector/``) on a free port."""
+    if not (SITE / "inspector" / "index.html").is_file():
+        pytest.fail("build/site/inspector is missing: run `make site` first")
+    handler = functools.partial(_Handler, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def watch() -> Watch:
+    return Watch()
+
+
+@pytest.fixture(autouse=True)
+def no_errors_and_no_leaks(watch: Watch) -> Iterator[None]:
+    yield
+    errors, blocked = list(watch.errors), list(watch.blocked)
+    watch.errors.clear()
+    watch.blocked.clear()
+    watch.expected.clear()
+    assert errors == [], f"console errors: {errors}"
+    assert blocked == [], f"requests left 127.0.0.1: {blocked}"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Any]:
+    async with async_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def new_page(browser: Any, watch: Watch) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
+    """Open pages in a fresh context (one per test) that only reaches 127.0.0.1."""
+    contexts: list[Any] = []
+
+    async def local_only(route: Any) -> None:
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            await route.continue_()
+        else:
+            watch.blocked.append(route.request.url)
+            await route.abort()
+
+    async def new_page(viewport: dict[str, int] | None = None, dark: bool = False) -> Page:
+        context = await browser.new_context(
+            viewport=viewport or DESKTOP,
+            color_scheme="dark" if dark else "light",
+            accept_downloads=True,
+        )
+        contexts.append(context)
+        await context.route("**/*", local_only)
+        page = await context.new_page()
+        page.on("console", lambda msg: msg.type == "error" and watch.console_error(msg.text))
+        page.on("pageerror", lambda err: watch.errors.append(str(err)))
+        return page
+
+    yield new_page
+    for context in contexts:
+        await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def dbg() -> AsyncIterator[Any]:
+    """A fresh am-dbg for each test, on the session loop."""
+    from asyncmachine.debugger import DebugServer
+    from asyncmachine.telemetry import _debug_stream
+
+    server = DebugServer()
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.stop()
+    for stream in list(_debug_stream._streams.values()):
+        await stream.close()
+    _debug_stream._streams.clear()
+
+
+@pytest.fixture(scope="session")
+def screenshot() -> Callable[[Page, str], Awaitable[None]]:
+    """Save ``build/screenshots/inspector-<name>.png``."""
+
+    async def screenshot(page: Page, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=SCREENSHOTS / f"inspector-{name}.png")
+
+    return screenshot
+
+
+@pytest.fixture
+def inspector(new_page: Callable[..., Awaitable[Page]]) -> Callable[..., Awaitable[Page]]:
+    """Open the inspector at a URL and wait until it has shown what it loaded."""
+
+    async def open_inspector(url: str, **kw: Any) -> Page:
+        page = await new_page(**kw)
+        await page.goto(url)
+        await page.wait_for_selector("body[data-state=ready]", timeout=15_000)
+        return page
+
+    return open_inspector
