@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -20,13 +19,14 @@ import asyncmachine as am
 from asyncmachine import telemetry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import scenario  # noqa: E402
-from dbg_support import replay  # noqa: E402
+import scenario
+from dbg_support import replay
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 Page = Any
 Open = Callable[..., Awaitable[Page]]
+MOBILE = {"width": 390, "height": 844}
 
 PROCESS = """
 import asyncio, asyncmachine as am
@@ -271,7 +271,10 @@ async def test_screenshots(dbg: Any, inspector: Open, screenshot: Any) -> None:
     out = scenario.run(dbg.addr, rounds=4)
     for tracer in out["tracers"]:
         assert await tracer.flush()
-    select = "(i) => { const {ui, go} = window.__inspector; go(ui.session.machines.get('upload-server').entries[i]); }"
+    select = """(i) => {
+        const {ui, go} = window.__inspector;
+        go(ui.session.machines.get('upload-server').entries[i]);
+    }"""
     page = await inspector(f"{dbg.url}?machine=upload-server")
     await page.wait_for_selector('.mach[data-id="upload-server"][aria-selected="true"]')
     await screenshot(page, "desktop")
