@@ -94,10 +94,8 @@ async def browser() -> AsyncIterator[Any]:
         await browser.close()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def new_page(browser: Any, watch: Watch) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
-    """Open pages in a fresh context (one per test) that only reaches 127.0.0.1."""
-    contexts: list[Any] = []
+async def watched_page(browser: Any, watch: Watch, **options: Any) -> tuple[Any, Page]:
+    """A page in a new context that only reaches 127.0.0.1, its console errors watched."""
 
     async def local_only(route: Any) -> None:
         if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
@@ -106,22 +104,45 @@ async def new_page(browser: Any, watch: Watch) -> AsyncIterator[Callable[..., Aw
             watch.blocked.append(route.request.url)
             await route.abort()
 
+    context = await browser.new_context(**options)
+    await context.route("**/*", local_only)
+    page = await context.new_page()
+    page.on("console", lambda msg: msg.type == "error" and watch.console_error(msg.text))
+    page.on("pageerror", lambda err: watch.errors.append(str(err)))
+    return context, page
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def new_page(browser: Any, watch: Watch) -> AsyncIterator[Callable[..., Awaitable[Page]]]:
+    """Open pages, each in a fresh context; all closed after the test."""
+    contexts: list[Any] = []
+
     async def new_page(viewport: dict[str, int] | None = None, dark: bool = False) -> Page:
-        context = await browser.new_context(
+        context, page = await watched_page(
+            browser,
+            watch,
             viewport=viewport or DESKTOP,
             color_scheme="dark" if dark else "light",
             accept_downloads=True,
         )
         contexts.append(context)
-        await context.route("**/*", local_only)
-        page = await context.new_page()
-        page.on("console", lambda msg: msg.type == "error" and watch.console_error(msg.text))
-        page.on("pageerror", lambda err: watch.errors.append(str(err)))
         return page
 
     yield new_page
     for context in contexts:
         await context.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def tab(browser: Any, site_url: str, watch: Watch) -> AsyncIterator[Page]:
+    """A tab with Pyodide and the JS bridge loaded (``window.am``), shared by a module."""
+    context, page = await watched_page(browser, watch)
+    await page.goto(f"{site_url}/dbg-page.html")
+    await page.wait_for_function(
+        "document.getElementById('status').textContent === 'ready'", timeout=60_000
+    )
+    yield page
+    await context.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -82,11 +82,12 @@ export function renderDetail(session, mach, entry, go) {
 }
 
 function renderNote(mach, entry) {
-  const text = {
-    dropped: `The stream dropped ${count(entry.count)} transitions here (am-dbg was unreachable or too slow). The clock after them is exact.`,
-    schema: entry.changed ? `The schema changed: ${entry.names.length} states.` : "The machine reconnected and re-sent its schema.",
-    dispose: "The machine was disposed.",
-  }[entry.kind];
+  let text = "The machine was disposed.";
+  if (entry.kind === "dropped") {
+    text = `The stream dropped ${count(entry.count)} transitions here (am-dbg was unreachable or too slow). The clock after them is exact.`;
+  } else if (entry.kind === "schema") {
+    text = entry.changed ? `The schema changed: ${entry.names.length} states.` : "The machine reconnected and re-sent its schema.";
+  }
   return h("div.detail", {}, h("header.d-head", {}, h("h2.d-title", {}, entry.kind)), h("p", {}, text), h("p.muted", {}, clockTime(entry.t)));
 }
 
