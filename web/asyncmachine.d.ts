@@ -31,7 +31,8 @@ export interface MachineOptions {
   /** The state order for `stateNames()`, `stringAll()` and `time()`. */
   states?: string[];
   /** Stream the machine to am-dbg (the inspector): its `ws://HOST:PORT/dbg` URL, or `true` for
-   * the default `ws://127.0.0.1:6831/dbg`. Transitions never wait for it. */
+   * the default `ws://127.0.0.1:6831/dbg`; `"record"` keeps it in the page for test tools.
+   * Transitions never wait for it. */
   debug?: string | boolean;
 }
 

@@ -247,7 +247,8 @@ class DebugTracer(Tracer):
         self._raised: list[str] | None = None
         self._lines: list[tuple[int, str]] | None = None
         self._states = mach.schema
-        self._children: list[DebugTracer] = []
+        self.children: list[DebugTracer] = []
+        """Tracers of the submachines made with this machine as parent."""
         self._closed = False
         self._prefix = ""
         self._logger: Logger | None = None
@@ -364,7 +365,7 @@ class DebugTracer(Tracer):
 
     def new_submachine(self, parent: Machine, child: Machine) -> None:
         if not any(isinstance(t, DebugTracer) for t in child.tracers()):
-            self._children.append(DebugTracer(child, self.outbox, checks=self.checks))
+            self.children.append(DebugTracer(child, self.outbox, checks=self.checks))
 
     def machine_dispose(self, mach_id: str) -> None:
         self.outbox.push({"kind": "dispose", "id": mach_id, "t": now_ms()})
@@ -454,7 +455,7 @@ class DebugTracer(Tracer):
         if self._closed:
             return
         self._closed = True
-        for child in self._children:
+        for child in self.children:
             child.close()
         mach = self.machine
         if not mach.is_disposed:

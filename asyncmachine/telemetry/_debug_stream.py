@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._debug import DEFAULT_OUTBOX, PROTOCOL_VERSION, DebugTracer, Message, Outbox, process_info
+from ._recording import machine_created
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -324,6 +325,7 @@ def debug(
     log level) into the stream; ``checks`` includes ``can_*`` dry runs.
     """
     stream = stream_for(addr, outbox_limit=outbox_limit, tab_id=tab_id)
+    machine_created(mach)
     tracer = DebugTracer(mach, stream.outbox, log=log, checks=checks)
     tracer.stream = stream
     stream.start()
@@ -332,8 +334,9 @@ def debug(
 
 def mach_debug_env(mach: Machine) -> DebugTracer | None:
     """``debug(mach, $AM_DBG_ADDR)`` when ``AM_DBG_ADDR`` is set (``1``: the default address);
-    nothing otherwise."""
+    nothing otherwise (but a test recording machines, ``--am-trace``, still records it)."""
     addr = os.environ.get(ENV_ADDR, "").strip()
     if not addr:
+        machine_created(mach)
         return None
     return debug(mach, addr)
