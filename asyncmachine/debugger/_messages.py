@@ -142,6 +142,9 @@ def _check_tx(msg: Message) -> None:
     _opt(msg, "source", _is_source, "an object with mach and tx")
     _opt(msg, "args", _is_str_map, "an object of strings")
     _opt(msg, "canceled_by", _is_str, "a handler name")
+    _opt(msg, "applied", _is_bool, "true or false")
+    for key in ("before", "target", "handlers", "raised"):
+        _opt(msg, key, _is_names, "a list of names")
 
 
 def _is_log(v: Any) -> bool:

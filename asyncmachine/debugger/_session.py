@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._messages import PROTOCOL_VERSION, Message, MessageError, dumps, parse
+from ._steps import explain
 
 DEFAULT_MAX_TRANSITIONS = 100_000
 
@@ -30,6 +31,8 @@ class MachineLog:
     head: Message
     """The schema message in effect at the oldest stored line, with the clock as of then."""
     ring: deque[str]
+    states: dict[str, Any] = field(default_factory=dict)
+    """The latest schema (JSON form), for deriving the steps of new transitions."""
     proc: dict[str, Any] | None = None
     connected: bool = False
     disposed: bool = False
@@ -126,6 +129,7 @@ class Session:
             else:
                 self._append(mach, line, out)
                 mach.disposed = False
+            mach.states = msg["states"]
             mach.received += 1
             conn.machines.add(mach_id)
             mach.conn = conn.num
@@ -138,6 +142,9 @@ class Session:
         if mach is None:
             raise MessageError(f"{kind} for machine {mach_id!r}, whose schema was not sent")
         mach.received += 1
+        if kind == "tx" and "steps" not in msg:
+            explain(msg, mach.states)
+            line = dumps(msg)
         self._append(mach, line, out)
         if kind == "dispose":
             mach.disposed = True

@@ -8,8 +8,10 @@ the same tracer runs in CPython and in Pyodide, and is tested without a server.
 
 Messages (all carry ``kind``; the format is documented in docs/debugger.md):
 ``hello`` (per connection), ``schema`` (on attach and whenever the schema or the state order
-changes, with the full clock), ``tx`` (per transition, with the ticks it changed), ``dropped``
-(records lost to a full outbox, with the full clock after them), ``dispose``.
+changes, with the full clock), ``tx`` (per transition: the ticks it changed, the active states
+before and the target, the handlers that ran; am-dbg derives the resolution steps from these and
+the schema, in its own process), ``dropped`` (records lost to a full outbox, with the full clock
+after them), ``dispose``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from .._log import Logger, LogLevel
 from .._schema import schema_to_dict
 from .._tracer import Tracer
 from .._transition import ERR_ARGS_KEY, ErrArgs, Mutation, Transition
-from ._debug_steps import TxFacts, canceled_by, resolution_steps
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -38,15 +39,18 @@ DEFAULT_OUTBOX = 10_000
 
 Message = dict[str, Any]
 
-# a transition record: (tracer, machine id, tx id, wall ms, type, called, ticks, queue tick,
-# queue length, accepted, auto, applied, before, target, enters, exits, handlers, raised,
-# source, args, error, log lines); a tuple because the hook builds one per transition
+# a transition record: (tracer, machine id, tx id, wall time, type, called, ticks, queue tick,
+# queue length, accepted, auto, applied, before, target, handlers, raised, source, args, error,
+# log lines); a tuple because the hook builds one per transition
 _Rec = tuple[Any, ...]
 _MACH, _TICKS = 1, 6
 
 
+_time = time.time
+
+
 def now_ms() -> float:
-    return round(time.time() * 1000, 3)
+    return round(_time() * 1000, 3)
 
 
 def process_info(tab_id: str | None = None) -> dict[str, Any]:
@@ -115,19 +119,24 @@ class Outbox:
 
     def _drop_oldest(self) -> None:
         items = self._items
-        kept: list[Message] = []
-        while items and not isinstance(items[0], tuple):
-            kept.append(items.popleft())  # type: ignore[arg-type]
-        if items:
+        rec: _Rec | Message | None
+        if isinstance(items[0], tuple):
             rec = items.popleft()
-            assert isinstance(rec, tuple)
-            gap = self._gaps.get(rec[_MACH])
-            if gap is None:
-                gap = self._gaps[rec[_MACH]] = _Gap()
-            gap.count += 1
-            gap.ticks.update(rec[_TICKS])
-            self.dropped_total += 1
-        items.extendleft(reversed(kept))
+        else:  # schema and dispose messages stay: drop the first transition after them
+            kept: list[Message] = []
+            while items and not isinstance(items[0], tuple):
+                kept.append(items.popleft())  # type: ignore[arg-type]
+            rec = items.popleft() if items else None
+            items.extendleft(reversed(kept))
+            if rec is None:
+                return
+        assert isinstance(rec, tuple)
+        gap = self._gaps.get(rec[_MACH])
+        if gap is None:
+            gap = self._gaps[rec[_MACH]] = _Gap()
+        gap.count += 1
+        gap.ticks.update(rec[_TICKS])
+        self.dropped_total += 1
 
     def set_schema(self, msg: Message) -> None:
         """Queue a schema message (once sent, new connections start with it)."""
@@ -246,7 +255,6 @@ class DebugTracer(Tracer):
         self._applied = False
         self._raised: list[str] | None = None
         self._lines: list[tuple[int, str]] | None = None
-        self._states = mach.schema
         self.children: list[DebugTracer] = []
         """Tracers of the submachines made with this machine as parent."""
         self._closed = False
@@ -306,22 +314,21 @@ class DebugTracer(Tracer):
         raised, self._raised = self._raised, None
         lines, self._lines = self._lines, None
         mach = self.machine
+        ticks = {}
         if applied:
             # after a rollback (a final handler raised) too: the clock moved
             tick = mach.tick
-            ticks = {s: tick(s) for s in tx.exits}
+            for s in tx.exits:
+                ticks[s] = tick(s)
             for s in tx.enters:
                 ticks[s] = tick(s)
-        else:
-            ticks = {}
         args = mut.args
-        error = None
-        source: Any = mut.source
+        error = source = None
         if args:
             err = args.get(ERR_ARGS_KEY)
             if isinstance(err, ErrArgs):
                 error = {"type": type(err.err).__name__, "message": str(err.err)}
-                if source is None and err.panic is not None:
+                if mut.source is None and err.panic is not None:
                     # raised by a handler: the transition it interrupted caused this one
                     ptx = err.panic.transition
                     source = {"mach": mach.id, "tx": ptx.id, "handler": err.panic.handler}
@@ -331,22 +338,20 @@ class DebugTracer(Tracer):
                 self,
                 mach.id,
                 tx.id,
-                now_ms(),
+                _time(),
                 mut.type.value,
-                tuple(tx.called_states),
+                tx.called_states,
                 ticks,
                 mut.queue_tick,
                 mach.queue_len(),
                 tx.is_accepted,
                 mut.is_auto,
                 applied,
-                tuple(tx.states_before),
-                tuple(tx.target_states),
-                tuple(tx.enters),
-                tuple(tx.exits),
+                tuple(tx.states_before),  # copied: the engine may reuse its active list
+                tx.target_states,
                 handlers,
                 raised,
-                source,
+                source or mut.source,
                 args,
                 error,
                 lines,
@@ -360,7 +365,6 @@ class DebugTracer(Tracer):
         self._schema_changed()
 
     def _schema_changed(self) -> None:
-        self._states = self.machine.schema
         self.outbox.set_schema(schema_message(self.machine))
 
     def new_submachine(self, parent: Machine, child: Machine) -> None:
@@ -389,8 +393,6 @@ class DebugTracer(Tracer):
             applied,
             before,
             target,
-            enters,
-            exits,
             handlers,
             raised,
             source,
@@ -398,25 +400,11 @@ class DebugTracer(Tracer):
             error,
             lines,
         ) = rec
-        facts = TxFacts(
-            mtype,
-            called,
-            before,
-            target,
-            enters,
-            exits,
-            ticks,
-            accepted,
-            applied,
-            auto,
-            handlers or (),
-            raised or (),
-        )
         msg: Message = {
             "kind": "tx",
             "id": mach_id,
             "tx": tx_id,
-            "t": t,
+            "t": round(t * 1000, 3),
             "type": mtype,
             "called": list(called),
             "ticks": ticks,
@@ -424,12 +412,14 @@ class DebugTracer(Tracer):
             "queue": queue_len,
             "accepted": accepted,
             "auto": auto,
-            "steps": resolution_steps(facts, self._states),
+            "applied": applied,
+            "before": list(before),
+            "target": list(target),
         }
-        if not accepted:
-            by = canceled_by(facts, self._states)
-            if by is not None:
-                msg["canceled_by"] = by
+        if handlers:
+            msg["handlers"] = handlers
+        if raised:
+            msg["raised"] = raised
         if source is not None:
             msg["source"] = source if isinstance(source, dict) else _source_dict(source)
         if args:

@@ -289,9 +289,11 @@ class Stream:
         self.connected = False
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+
 def _frame(messages: list[Message]) -> str:
-    dumps = json.dumps
-    return "\n".join(dumps(m, separators=(",", ":"), ensure_ascii=False) for m in messages)
+    return "\n".join(map(_encode, messages))
 
 
 _streams: dict[str, Stream] = {}

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import asyncmachine as am
+from asyncmachine.debugger._steps import explain
 from asyncmachine.telemetry._debug import DebugTracer, Outbox
 
 Msg = dict[str, Any]
@@ -23,8 +24,16 @@ def traced(
 
 
 def txs(outbox: Outbox) -> list[Msg]:
-    """The transition messages waiting in ``outbox`` (taken)."""
-    return [m for m in outbox.take(1_000_000) if m["kind"] == "tx"]
+    """The transition messages waiting in ``outbox`` (taken), with the steps am-dbg adds."""
+    states: dict[str, Any] = {}
+    out = []
+    for msg in outbox.take(1_000_000):
+        if msg["kind"] == "schema":
+            states = msg["states"]
+        elif msg["kind"] == "tx":
+            explain(msg, states)
+            out.append(msg)
+    return out
 
 
 def replay(lines: Iterable[str | Msg]) -> dict[str, list[tuple[str, dict[str, int]]]]:
