@@ -123,6 +123,19 @@ async def _w3(n: int, timer: Timer, attach: Callable[[am.Machine], Any], yieldin
         tracer.close()
 
 
+class Attach:
+    """Streams the workload's machine to ``addr`` (or, with None, leaves it bare)."""
+
+    def __init__(self, addr: str | None) -> None:
+        self.addr = addr
+        self.tracer: DebugTracer | None = None
+
+    def __call__(self, mach: am.Machine) -> DebugTracer | None:
+        if self.addr is not None:
+            self.tracer = telemetry.debug(mach, self.addr)
+        return self.tracer
+
+
 async def stream_overhead(sizes: Sizes, addr: str) -> list[dict[str, Any]]:
     """Median rates bare and streamed, reps interleaved so the machine's load hits both."""
     out = []
@@ -133,23 +146,13 @@ async def stream_overhead(sizes: Sizes, addr: str) -> list[dict[str, Any]]:
             streamed: list[float] = []
             drops: list[int] = []
             for rep in range(sizes.reps + 1):
-                for kind, rates in (("bare", bare), ("streamed", streamed)):
-                    tracers: list[DebugTracer] = []
-
-                    def attach(mach: am.Machine, kind: str = kind) -> DebugTracer | None:
-                        if kind == "bare":
-                            return None
-                        tracer = telemetry.debug(mach, addr)
-                        tracers.append(tracer)
-                        return tracer
-
+                for rates, attach in ((bare, Attach(None)), (streamed, Attach(addr))):
                     timer = Timer()
                     await fn(n, timer, attach, yielding)
-                    if tracers:
-                        outbox = tracers[0].outbox
-                        before = outbox.dropped_total
-                        assert await tracers[0].flush(30), "am-dbg did not get the stream"
-                        drops.append(outbox.dropped_total - before)
+                    if attach.tracer is not None:
+                        outbox = attach.tracer.outbox
+                        assert await attach.tracer.flush(30), "am-dbg did not get the stream"
+                        drops.append(outbox.dropped_total)
                     if rep:  # the first round warms up
                         rates.append(n / (timer.ns / 1e9))
             mode = "yielding" if yielding else "sync"
@@ -162,6 +165,7 @@ async def stream_overhead(sizes: Sizes, addr: str) -> list[dict[str, Any]]:
                 "bare_per_sec": round(statistics.median(bare), 1),
                 "streamed_per_sec": round(statistics.median(streamed), 1),
                 "ratio": round(statistics.median(streamed) / statistics.median(bare), 3),
+                "dropped_total": drops[-1] if drops else 0,
                 "target": 0.5,
                 "loadavg": loadavg(),
             }
@@ -197,6 +201,26 @@ def am_dbg(*args: str) -> Iterator[str]:
         else:
             raise RuntimeError("am-dbg did not start")
         yield url.removeprefix("http://").rstrip("/")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def static_site() -> Iterator[str]:
+    """``build/site`` over HTTP (``python -m http.server``), as a static host would serve it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", "build/site"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (http://...) ..."
+        port = line.split(" port ")[1].split()[0]
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(10)
@@ -244,6 +268,13 @@ def session_file(path: Path, transitions: int) -> Path:
 
 
 READY = "() => document.body.dataset.state === 'ready' && window.__inspectorReadyMs"
+# once the n-th transition of the machine "latency" is on the screen: its delay in ms, from the
+# end of the transition (the machine's wall clock) to the first frame showing it (the page's)
+SHOWN = """(n) => {
+    const {ui} = window.__inspector;
+    const e = ui.session.machines.get('latency').entries[n - 1];
+    return e && ui.shown === e ? ui.shownAt - e.t : false;
+}"""
 
 SCROLL = """async () => {
     const s = document.querySelector('.tl-scroll');
@@ -280,15 +311,10 @@ async def inspector(sizes: Sizes, tmp: Path) -> list[dict[str, Any]]:
             await page.wait_for_selector('.mach[data-id="latency"]')
             lat = []
             for n in range(2, sizes.latency + 2):
-                started = time.perf_counter()
                 mach.add1("AB"[n % 2])
-                await page.wait_for_function(
-                    "(n) => window.__inspector.ui.session.machines.get('latency').entries.length === n"
-                    " && document.querySelector('#position').textContent.startsWith(String(n))",
-                    arg=n,
-                    polling="raf",
-                )
-                lat.append((time.perf_counter() - started) * 1000)
+                shown = await page.wait_for_function(SHOWN, arg=n, polling="raf")
+                lat.append(float(await shown.json_value()))
+                await asyncio.sleep(0.02)  # one at a time, not a burst
             tracer.close()
             await page.close()
         lat.sort()
@@ -309,9 +335,9 @@ async def inspector(sizes: Sizes, tmp: Path) -> list[dict[str, Any]]:
         with am_dbg("--import", str(path), "--max-transitions", str(sizes.load + 10)) as addr:
             row = await _load(browser, f"http://{addr}/", None, "live")
         out.append({**row, "transitions": sizes.load, "file_bytes": size})
-        site = ROOT / "build" / "site" / "inspector" / "index.html"
-        if site.is_file():
-            row = await _load(browser, site.as_uri(), path, "file")
+        if (ROOT / "build" / "site" / "inspector" / "index.html").is_file():
+            with static_site() as url:
+                row = await _load(browser, f"{url}/inspector/", path, "file")
             out.append({**row, "transitions": sizes.load, "file_bytes": size})
         await browser.close()
     return out

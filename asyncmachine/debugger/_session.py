@@ -33,6 +33,8 @@ class MachineLog:
     ring: deque[str]
     states: dict[str, Any] = field(default_factory=dict)
     """The latest schema (JSON form), for deriving the steps of new transitions."""
+    clock: dict[str, int] = field(default_factory=dict)
+    """The clock after the newest line."""
     proc: dict[str, Any] | None = None
     connected: bool = False
     disposed: bool = False
@@ -130,6 +132,7 @@ class Session:
                 self._append(mach, line, out)
                 mach.disposed = False
             mach.states = msg["states"]
+            mach.clock.update(msg["clock"])
             mach.received += 1
             conn.machines.add(mach_id)
             mach.conn = conn.num
@@ -142,9 +145,13 @@ class Session:
         if mach is None:
             raise MessageError(f"{kind} for machine {mach_id!r}, whose schema was not sent")
         mach.received += 1
-        if kind == "tx" and "steps" not in msg:
-            explain(msg, mach.states)
-            line = dumps(msg)
+        if kind == "tx":
+            if "steps" not in msg:
+                explain(msg, mach.states, mach.clock)
+                line = dumps(msg)
+            mach.clock.update(msg["ticks"])
+        elif kind == "dropped":
+            mach.clock.update(msg["clock"])
         self._append(mach, line, out)
         if kind == "dispose":
             mach.disposed = True

@@ -160,10 +160,16 @@ def resolution_steps(msg: Mapping[str, Any], states: States) -> list[Step]:
     return steps
 
 
-def explain(msg: dict[str, Any], states: States) -> None:
-    """Add ``steps`` (and ``canceled_by``) to a transition message that has none."""
+def explain(msg: dict[str, Any], states: States, clock: Mapping[str, int]) -> None:
+    """Add ``steps`` (and ``canceled_by``) to a transition message that has none; ``clock`` is
+    the machine's clock before it (the active states before, and after with the ticks)."""
     if "steps" in msg:
         return
+    before = [s for s, t in clock.items() if t % 2 == 1]
+    if "target" not in msg:
+        after = {**clock, **msg["ticks"]}
+        msg["target"] = [s for s, t in after.items() if t % 2 == 1]
+    msg["before"] = before
     msg["steps"] = resolution_steps(msg, states)
     by = canceled_by(msg, states)
     if by is not None:

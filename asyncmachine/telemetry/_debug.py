@@ -8,10 +8,10 @@ the same tracer runs in CPython and in Pyodide, and is tested without a server.
 
 Messages (all carry ``kind``; the format is documented in docs/debugger.md):
 ``hello`` (per connection), ``schema`` (on attach and whenever the schema or the state order
-changes, with the full clock), ``tx`` (per transition: the ticks it changed, the active states
-before and the target, the handlers that ran; am-dbg derives the resolution steps from these and
-the schema, in its own process), ``dropped`` (records lost to a full outbox, with the full clock
-after them), ``dispose``.
+changes, with the full clock), ``tx`` (per transition: the ticks it changed, the handlers that
+ran, and for a canceled one the target it had; am-dbg derives the resolution steps from these,
+the schema and the clock, in its own process), ``dropped`` (records lost to a full outbox, with
+the full clock after them), ``dispose``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ DEFAULT_OUTBOX = 10_000
 Message = dict[str, Any]
 
 # a transition record: (tracer, machine id, tx id, wall time, type, called, ticks, queue tick,
-# queue length, accepted, auto, applied, before, target, handlers, raised, source, args, error,
-# log lines); a tuple because the hook builds one per transition
+# queue length, accepted, auto, applied, target, handlers, raised, source, args, error, log
+# lines); a tuple because the hook builds one per transition
 _Rec = tuple[Any, ...]
 _MACH, _TICKS = 1, 6
 
@@ -347,7 +347,6 @@ class DebugTracer(Tracer):
                 tx.is_accepted,
                 mut.is_auto,
                 applied,
-                tuple(tx.states_before),  # copied: the engine may reuse its active list
                 tx.target_states,
                 handlers,
                 raised,
@@ -391,7 +390,6 @@ class DebugTracer(Tracer):
             accepted,
             auto,
             applied,
-            before,
             target,
             handlers,
             raised,
@@ -412,10 +410,11 @@ class DebugTracer(Tracer):
             "queue": queue_len,
             "accepted": accepted,
             "auto": auto,
-            "applied": applied,
-            "before": list(before),
-            "target": list(target),
         }
+        if not accepted:
+            # what it would have done; an accepted one's is the clock after it
+            msg["target"] = list(target)
+            msg["applied"] = applied
         if handlers:
             msg["handlers"] = handlers
         if raised:

@@ -26,12 +26,15 @@ def traced(
 def txs(outbox: Outbox) -> list[Msg]:
     """The transition messages waiting in ``outbox`` (taken), with the steps am-dbg adds."""
     states: dict[str, Any] = {}
+    clock: dict[str, int] = {}
     out = []
     for msg in outbox.take(1_000_000):
         if msg["kind"] == "schema":
             states = msg["states"]
+            clock.update(msg["clock"])
         elif msg["kind"] == "tx":
-            explain(msg, states)
+            explain(msg, states, clock)
+            clock.update(msg["ticks"])
             out.append(msg)
     return out
 

@@ -265,6 +265,12 @@ function render() {
     else $("#sequence").replaceChildren(renderSequence(session, entry, go, $("#sequence").clientWidth || 360));
   }
   if (m && ui.follow) timeline.reveal(ui.view.length - 1, true);
+  const newest = m?.entries[m.entries.length - 1];
+  if (newest && newest !== ui.shown) {
+    // when the newest transition first reached the screen (bench/dbg.py: live latency)
+    ui.shown = newest;
+    ui.shownAt = Date.now();
+  }
   ui.dirty = false;
   for (const fn of afterRender.splice(0)) fn();
 }
