@@ -9,7 +9,7 @@ PIP_PYODIDE := $(PY) -m pip download --quiet --no-deps --only-binary=:all: --pyt
 NODE_PYODIDE := node --experimental-wasm-stack-switching
 
 .PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
-	testdist node chromium bench bench-quick demo clean inspector pytest-inspector
+	testdist node chromium bench bench-quick demo clean inspector pytest-inspector bench-dbg
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,11 @@ testdist: site
 bench: $(STAMP)
 	$(PY) -m bench.run --out build/bench/results.jsonl
 	$(PY) -m bench.rpc --out build/bench/rpc.jsonl
+	$(MAKE) bench-dbg
+
+# the am-dbg stream's cost on W1/W3, live latency and the inspector with 100,000 transitions
+bench-dbg: site chromium
+	$(PY) -m bench.dbg --out build/bench/dbg.jsonl
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl
