@@ -11,6 +11,7 @@ const FLAG_H = 12;
 const PAD_X = 12;
 const KINDS = ["require", "add", "remove", "after"];
 const MAX_FIT = 1.15;
+const MIN_FIT = 0.7;
 
 function el(name, attrs = {}, parent = null) {
   const node = document.createElementNS(SVG, name);
@@ -52,36 +53,134 @@ export function relations(names, states) {
   return edges;
 }
 
-/** Lay out a schema: node boxes and edge paths in one coordinate space. */
-export function layoutSchema(names, states, font) {
-  const g = new dagre.graphlib.Graph({ multigraph: true });
-  g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 44, edgesep: 10, marginx: 16, marginy: 16 });
-  g.setDefaultEdgeLabel(() => ({}));
+/** Lay out a schema: node boxes and edge paths in one coordinate space.
+ *
+ * Each group of states linked by `require`/`add` is laid out by dagre; the groups, and the
+ * states with no such relation (packed in a grid), are then placed in rows to suit `aspect`
+ * (width / height of the view), so a wide schema does not end up as one thin line. */
+export function layoutSchema(names, states, font, aspect = 1.6) {
   const tickW = textWidth("00", font);
+  const boxes = new Map();
   for (const name of names) {
     const spec = states[name] ?? {};
     const flags = [spec.auto && "auto", spec.multi && "multi"].filter(Boolean);
-    const width = Math.ceil(textWidth(name, font) + tickW + PAD_X * 2 + 10);
-    g.setNode(name, { width, height: NODE_H + (flags.length ? FLAG_H : 0), flags });
+    const w = Math.ceil(textWidth(name, font) + tickW + PAD_X * 2 + 10);
+    boxes.set(name, { name, x: 0, y: 0, w, h: NODE_H + (flags.length ? FLAG_H : 0), flags });
   }
   const edges = relations(names, states);
-  for (const [n, e] of edges.entries()) {
+  const laid = edges.filter((e) => e.kind === "require" || e.kind === "add");
+  const groups = components(names, laid);
+  const blocks = [];
+  const loners = [];
+  for (const group of groups) {
+    if (group.length === 1) loners.push(group[0]);
+    else blocks.push(layoutGroup(group, laid, boxes, aspect));
+  }
+  if (loners.length) blocks.push(gridBlock(loners, boxes, aspect));
+  const { width, height } = pack(blocks, aspect);
+  for (const box of boxes.values()) {
+    box.x += box.block.dx;
+    box.y += box.block.dy;
+  }
+  for (const e of edges) {
+    const a = boxes.get(e.from);
+    const b = boxes.get(e.to);
+    const points = e.points?.map((p) => ({ x: p.x + e.block.dx, y: p.y + e.block.dy }));
+    e.d = points ? smooth(points) : arc(a, b);
+  }
+  return { nodes: boxes, edges, width: Math.max(width, 40), height: Math.max(height, 40) };
+}
+
+const MARGIN = 16;
+const GAP = 28;
+
+/** Groups of states connected by the given edges (in `names` order). */
+function components(names, edges) {
+  const parent = new Map(names.map((n) => [n, n]));
+  const find = (n) => {
+    while (parent.get(n) !== n) n = parent.get(n);
+    return n;
+  };
+  for (const e of edges) parent.set(find(e.from), find(e.to));
+  const groups = new Map();
+  for (const n of names) {
+    const root = find(n);
+    if (!groups.has(root)) groups.set(root, []);
+    groups.get(root).push(n);
+  }
+  return [...groups.values()];
+}
+
+/** A group by dagre, top-down or left-right: whichever shape suits `aspect` better. */
+function layoutGroup(group, edges, boxes, aspect) {
+  const tb = dagreGroup(group, edges, boxes, "TB");
+  if (group.length < 6) return tb;
+  const lr = dagreGroup(group, edges, boxes, "LR");
+  const misfit = (b) => Math.abs(Math.log(b.w / b.h / aspect));
+  const best = misfit(lr) < misfit(tb) * 0.8 ? lr : tb;
+  if (best === tb) dagreGroup(group, edges, boxes, "TB"); // the boxes hold the last layout
+  return best;
+}
+
+function dagreGroup(group, edges, boxes, rankdir) {
+  const g = new dagre.graphlib.Graph({ multigraph: true });
+  g.setGraph({ rankdir, nodesep: 18, ranksep: rankdir === "TB" ? 44 : 56, edgesep: 10, marginx: 0, marginy: 0 });
+  g.setDefaultEdgeLabel(() => ({}));
+  const members = new Set(group);
+  for (const name of group) g.setNode(name, { width: boxes.get(name).w, height: boxes.get(name).h });
+  const mine = edges.filter((e) => members.has(e.from));
+  mine.forEach((e, n) => {
     // `require` points from the dependency down to the state needing it; `add` downwards too
     if (e.kind === "require") g.setEdge(e.to, e.from, { weight: 2 }, `e${n}`);
-    else if (e.kind === "add") g.setEdge(e.from, e.to, { weight: 1 }, `e${n}`);
-  }
+    else g.setEdge(e.from, e.to, { weight: 1 }, `e${n}`);
+  });
   dagre.layout(g);
-  const nodes = new Map();
-  for (const name of names) {
-    const n = g.node(name);
-    nodes.set(name, { name, x: n.x, y: n.y, w: n.width, h: n.height, flags: n.flags });
+  const block = { w: g.graph().width, h: g.graph().height, dx: 0, dy: 0, nodes: group };
+  for (const name of group) Object.assign(boxes.get(name), { x: g.node(name).x, y: g.node(name).y, block });
+  mine.forEach((e, n) => {
+    const v = e.kind === "require" ? e.to : e.from;
+    const w = e.kind === "require" ? e.from : e.to;
+    const points = g.edge({ v, w, name: `e${n}` })?.points;
+    e.points = points && (e.kind === "require" ? points.slice().reverse() : points);
+    e.block = block;
+  });
+  return block;
+}
+
+/** States without layout relations, in rows, about as wide as `aspect` wants. */
+function gridBlock(names, boxes, aspect) {
+  const cellW = Math.max(...names.map((n) => boxes.get(n).w)) + 14;
+  const cellH = NODE_H + FLAG_H + 10;
+  const cols = Math.max(1, Math.min(names.length, Math.round(Math.sqrt((names.length * aspect * cellH) / cellW))));
+  const block = { w: cols * cellW - 14, h: Math.ceil(names.length / cols) * cellH - 10, dx: 0, dy: 0, nodes: names };
+  names.forEach((name, i) => {
+    const box = boxes.get(name);
+    Object.assign(box, { x: (i % cols) * cellW + box.w / 2, y: Math.floor(i / cols) * cellH + box.h / 2, block });
+  });
+  return block;
+}
+
+/** Place blocks left to right in rows (tallest first), rows no wider than `aspect` wants. */
+function pack(blocks, aspect) {
+  const area = blocks.reduce((sum, b) => sum + (b.w + GAP) * (b.h + GAP), 0);
+  const maxW = Math.max(Math.sqrt(area * aspect), ...blocks.map((b) => b.w));
+  let x = MARGIN;
+  let y = MARGIN;
+  let rowH = 0;
+  let width = 0;
+  for (const b of [...blocks].sort((a, c) => c.h - a.h)) {
+    if (x > MARGIN && x + b.w > MARGIN + maxW) {
+      x = MARGIN;
+      y += rowH + GAP;
+      rowH = 0;
+    }
+    b.dx = x;
+    b.dy = y;
+    x += b.w + GAP;
+    rowH = Math.max(rowH, b.h);
+    width = Math.max(width, x - GAP + MARGIN);
   }
-  for (const [n, e] of edges.entries()) {
-    const laid = e.kind === "require" || e.kind === "add" ? g.edge({ v: e.kind === "require" ? e.to : e.from, w: e.kind === "require" ? e.from : e.to, name: `e${n}` }) : null;
-    e.d = laid?.points ? smooth(e.kind === "require" ? laid.points.slice().reverse() : laid.points) : arc(nodes.get(e.from), nodes.get(e.to));
-  }
-  const { width, height } = g.graph();
-  return { nodes, edges, width: Math.max(width, 40), height: Math.max(height, 40) };
+  return { width, height: y + rowH + MARGIN };
 }
 
 /** A smooth path through dagre's points (Catmull-Rom as cubic Béziers). */
@@ -144,10 +243,12 @@ export class SchemaGraph {
     if (key === this.key) return;
     this.key = key;
     const font = getComputedStyle(this.container).getPropertyValue("--graph-font").trim() || "600 13px system-ui";
-    this.layout = layoutSchema(names, states, font);
+    const box = this.container.getBoundingClientRect();
+    const aspect = box.width > 0 && box.height > 0 ? box.width / box.height : 1.6;
+    this.layout = layoutSchema(names, states, font, Math.min(4, Math.max(0.5, aspect)));
     this.svg.setAttribute("aria-label", `${label} schema: ${names.length} states`);
     this.render();
-    this.fit();
+    this.pendingFit = true; // after update(): a big graph centres on its active states
   }
 
   render() {
@@ -187,7 +288,7 @@ export class SchemaGraph {
       g.addEventListener("pointerenter", () => this.focus(n.name));
       g.addEventListener("pointerleave", () => this.focus(null));
       g.addEventListener("click", () => this.onSelect?.(n.name));
-      this.nodes.set(n.name, { g, tick, title });
+      this.nodes.set(n.name, { g, tick, title, box: n });
     }
   }
 
@@ -213,21 +314,36 @@ export class SchemaGraph {
       tick.textContent = String(t);
       title.textContent = `${name}: tick ${t} (${active ? "active" : "inactive"})`;
     }
+    if (this.pendingFit) {
+      this.pendingFit = false;
+      this.fit();
+    }
   }
 
   // ---- view: fit, zoom with the wheel, pan by dragging
 
-  /** The whole graph in view, centred, never magnified more than MAX_FIT. */
+  /** The whole graph in view, centred, magnified at most MAX_FIT; a graph too big to read
+   * that way is shown at MIN_FIT around its active states instead (drag to pan, wheel to
+   * zoom, double-click to come back here). */
   fit() {
     if (!this.layout) return;
     const { width, height } = this.layout;
     const box = this.svg.getBoundingClientRect();
     const bw = box.width || width;
     const bh = box.height || height;
-    const scale = Math.min(MAX_FIT, bw / width, bh / height);
+    let scale = Math.min(MAX_FIT, bw / width, bh / height);
+    let cx = width / 2;
+    let cy = height / 2;
+    if (scale < MIN_FIT) {
+      scale = MIN_FIT;
+      const focus = [...this.nodes.values()].filter(({ g }) => g.classList.contains("active"));
+      const boxes = focus.length ? focus.map(({ box: b }) => b) : [...this.layout.nodes.values()];
+      cx = (Math.min(...boxes.map((b) => b.x)) + Math.max(...boxes.map((b) => b.x))) / 2;
+      cy = (Math.min(...boxes.map((b) => b.y)) + Math.max(...boxes.map((b) => b.y))) / 2;
+    }
     const w = bw / scale;
     const h = bh / scale;
-    this.view = { x: (width - w) / 2, y: (height - h) / 2, w, h };
+    this.view = { x: cx - w / 2, y: cy - h / 2, w, h };
     this.applyView();
   }
 

@@ -444,6 +444,12 @@ function setView(view) {
   schedule();
 }
 
+function toggleGraph() {
+  const big = !body.classList.contains("graph-max");
+  body.classList.toggle("graph-max", big);
+  $("#graph-max").setAttribute("aria-pressed", String(big));
+}
+
 function setTab(tab) {
   ui.tab = tab;
   $("#tab-detail").setAttribute("aria-selected", String(tab === "detail"));
@@ -518,6 +524,7 @@ function wire() {
     if (ui.follow) jump(true);
     schedule();
   });
+  $("#graph-max").addEventListener("click", toggleGraph);
   $("#tab-detail").addEventListener("click", () => setTab("detail"));
   $("#tab-sequence").addEventListener("click", () => setTab("sequence"));
   for (const b of document.querySelectorAll(".mobile-nav button")) b.addEventListener("click", () => setView(b.dataset.view));
@@ -534,6 +541,7 @@ function wire() {
       Home: () => jump(false),
       End: () => jump(true),
       f: () => $("#follow").click(),
+      g: toggleGraph,
       "/": () => $("#search").focus(),
       Escape: () => document.activeElement?.blur(),
     };
