@@ -29,4 +29,5 @@ await mkdir(out, { recursive: true });
 await build({ ...common, entryPoints: [path.join(src, "src", "main.mjs")], outfile: path.join(out, "inspector.js") });
 await build({ ...common, entryPoints: [path.join(src, "src", "graph.mjs")], outfile: path.join(out, "graph.js") });
 await build({ ...common, entryPoints: [path.join(src, "inspector.css")], outfile: path.join(out, "inspector.css") });
+await build({ ...common, entryPoints: [path.join(src, "graph.css")], outfile: path.join(out, "graph.css") });
 for (const name of ["index.html", "favicon.svg"]) await copyFile(path.join(src, name), path.join(out, name));

@@ -44,7 +44,7 @@ LOGGED_ERRORS = 5
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 LIVE_MARK = (b'<meta name="am-dbg" content="">', b'<meta name="am-dbg" content="live">')
 """The page connects to ``./ui`` when am-dbg serves it; as a static file it opens files."""
-STATIC = ("index.html", "inspector.js", "inspector.css", "graph.js", "favicon.svg")
+STATIC = ("index.html", "inspector.js", "inspector.css", "graph.js", "graph.css", "favicon.svg")
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "emscripten", reason="runs node"
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "asyncmachine" / "debugger" / "static"
-FILES = ["index.html", "inspector.js", "inspector.css", "graph.js", "favicon.svg"]
+FILES = ["index.html", "inspector.js", "inspector.css", "graph.js", "graph.css", "favicon.svg"]
 
 
 def test_committed_inspector_is_what_the_build_makes(tmp_path: Path) -> None:
