@@ -315,7 +315,34 @@ def recording_lines(greeting: bool = False) -> str:
     tools); ``greeting`` first repeats every machine's schema with its clock as of then."""
     from .telemetry._recording import page_recorder
 
-    return "\n".join(page_recorder().lines(greeting=greeting))
+    lines = page_recorder().lines(greeting=greeting)
+    _page_session().receive(_PAGE_CONN[0], "\n".join(lines))
+    return "\n".join(lines)
+
+
+def session_lines() -> str:
+    """Everything the page's recorded machines did, as a session file's lines (what the
+    inspector opens), resolution steps included."""
+    from .telemetry._recording import page_recorder
+
+    session = _page_session()
+    session.receive(_PAGE_CONN[0], "\n".join(page_recorder().lines(greeting=False)))
+    return "\n".join(session.lines())
+
+
+_PAGE_SESSION: list[Any] = []
+_PAGE_CONN: list[Any] = []
+
+
+def _page_session() -> Any:
+    """The page's own am-dbg session store, fed from its recorder."""
+    if not _PAGE_SESSION:
+        from .debugger import Session
+
+        session = Session()
+        _PAGE_SESSION.append(session)
+        _PAGE_CONN.append(session.connect("page"))
+    return _PAGE_SESSION[0]
 
 
 def page_args(args: Any) -> dict[str, Any] | None:

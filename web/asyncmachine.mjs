@@ -44,6 +44,8 @@ export class Asyncmachine {
     this.version = pyodide.runPython("import asyncmachine; asyncmachine.__version__");
     // for test tools (asyncmachine.testing): what the recorded machines did, as JSON lines
     registry.recording = (greeting = false) => this._module.recording_lines(Boolean(greeting));
+    // ... and all of it as a session file's lines (what the am-dbg inspector opens)
+    registry.session = () => this._module.session_lines();
   }
 
   /** A local machine from a JSON schema: `{Foo: {auto: true, require: ["Bar"]}}`. */

@@ -65,6 +65,9 @@ class Conn:
     peer: str = ""
     proc: dict[str, Any] | None = None
     machines: set[str] = field(default_factory=set)
+    renames: dict[str, str] = field(default_factory=dict)
+    """Machine ids this connection shares with a machine of another live process, and the
+    names they are kept under here (``upload@3f2a1b``)."""
     rejected: int = 0
     dropped: int = 0
 
@@ -120,7 +123,15 @@ class Session:
             conn.proc = msg.get("proc") or {}
             conn.dropped = msg.get("dropped", 0)
             return
-        mach_id = msg["id"]
+        if kind == "schema":
+            self._claim(conn, msg)
+        mach_id = str(msg["id"])
+        mach_id = conn.renames.get(mach_id, mach_id)
+        if mach_id != msg["id"] or msg.get("parent") in conn.renames:
+            msg["id"] = mach_id
+            if msg.get("parent") in conn.renames:
+                msg["parent"] = conn.renames[msg["parent"]]
+            line = dumps(msg)
         mach = self.machines.get(mach_id)
         if kind == "schema":
             if mach is None:
@@ -156,6 +167,24 @@ class Session:
         if kind == "dispose":
             mach.disposed = True
             out.append(dumps(mach.status()))
+
+    def _claim(self, conn: Conn, msg: Message) -> None:
+        """Two live processes with a machine of the same id (a page open in two tabs) stay two
+        machines: the later one is renamed ``id@tab``; a disconnected one is continued."""
+        mach_id = msg["id"]
+        if mach_id in conn.renames:
+            return
+        mach = self.machines.get(mach_id)
+        if mach is None or not mach.connected or mach.conn == conn.num:
+            return
+        proc = conn.proc or {}
+        tag = str(proc.get("tab") or (f"pid{proc['pid']}" if proc.get("pid") else conn.num))
+        new = f"{mach_id}@{tag[:6]}"
+        n = 2
+        while new in self.machines and self.machines[new].conn != conn.num:
+            new = f"{mach_id}@{tag[:6]}-{n}"
+            n += 1
+        conn.renames[mach_id] = new
 
     def _append(self, mach: MachineLog, line: str, out: list[str]) -> None:
         ring = mach.ring

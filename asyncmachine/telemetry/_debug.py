@@ -235,6 +235,8 @@ class Sender(Protocol):
 
     async def flush(self, timeout: float = 5.0) -> bool: ...
 
+    async def close(self) -> None: ...
+
 
 class DebugTracer(Tracer):
     """Streams one machine (and the submachines made with it as parent) to an am-dbg outbox.

@@ -185,3 +185,23 @@ def test_parse_rejects_oversized_lines() -> None:
 def test_max_transitions_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Session(0)
+
+
+def test_same_id_from_two_live_processes_stays_two_machines() -> None:
+    session = Session()
+    first = session.connect("a")
+    session.receive(
+        first, frame([json.dumps({"kind": "hello", "v": 1, "proc": {"pid": 1}}), *stream(2, "ui")])
+    )
+    tab = session.connect("b")
+    hello = json.dumps({"kind": "hello", "v": 1, "proc": {"tab": "3f2a1b9c"}})
+    assert session.receive(tab, frame([hello, *stream(3, "ui")])) == []
+    assert sorted(session.machines) == ["ui", "ui@3f2a1b"]
+    assert len(session.machines["ui@3f2a1b"].ring) == 3
+    assert replay(session.lines())["ui@3f2a1b"][-1][1] == {"A": 3, "B": 2, "Exception": 0}
+    # a process that comes back after its machine disconnected continues the same timeline
+    session.disconnect(first)
+    again = session.connect("c")
+    session.receive(again, frame(stream(1, "ui")))
+    assert sorted(session.machines) == ["ui", "ui@3f2a1b"]
+    assert len(session.machines["ui"].ring) == 2 + 2  # a schema keyframe and one transition
