@@ -260,7 +260,7 @@ def session_file(path: Path, transitions: int) -> Path:
         n += 1
     session = Session(max_transitions=transitions + 10)
     conn = session.connect()
-    lines = [json.dumps(m) for m in outbox.take(transitions + 10)]
+    lines = outbox.take(transitions + 10)
     for i in range(0, len(lines), 5000):
         session.receive(conn, "\n".join(lines[i : i + 5000]))
     write_session(path, session.lines())

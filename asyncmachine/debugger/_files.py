@@ -19,7 +19,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def encode(lines: Iterable[str], compress: bool = True) -> bytes:
     data = "".join(line + "\n" for line in lines).encode("utf-8")
-    return gzip.compress(data, compresslevel=6, mtime=0) if compress else data
+    return gzip.compress(data, compresslevel=3, mtime=0) if compress else data
 
 
 def decode(data: bytes, source: str = "session file") -> list[str]:

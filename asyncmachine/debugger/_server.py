@@ -35,7 +35,7 @@ MACHINES_PATH = "/dbg"
 INSPECTOR_PATH = "/ui"
 MAX_FRAME = 16 << 20
 """Bytes in one frame from a machine, at most."""
-SNAPSHOT_LINES = 5000
+SNAPSHOT_LINES = 2000
 """Lines per frame when an inspector catches up with the session."""
 MAX_BEHIND = 500_000
 """Lines an inspector may be behind before it is closed (it then reconnects and resyncs)."""

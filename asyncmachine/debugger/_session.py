@@ -159,6 +159,10 @@ class Session:
         if kind == "tx":
             if "steps" not in msg:
                 explain(msg, mach.states, mach.clock)
+                # kept: the steps; the states before and after are the clocks the lines replay to
+                del msg["before"]
+                if msg["accepted"]:
+                    del msg["target"]
                 line = dumps(msg)
             mach.clock.update(msg["ticks"])
         elif kind == "dropped":

@@ -16,6 +16,7 @@ the full clock after them), ``dispose``.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -152,10 +153,10 @@ class Outbox:
             out.append({**schema, "clock": {**clock, **gap.ticks} if gap else clock})
         return out
 
-    def take(self, max_count: int) -> list[Message]:
-        """Up to ``max_count`` messages, oldest first; a ``dropped`` notice goes right before
-        the first message of a machine that lost records."""
-        out: list[Message] = []
+    def take(self, max_count: int) -> list[str]:
+        """Up to ``max_count`` messages as JSON lines, oldest first; a ``dropped`` notice goes
+        right before the first message of a machine that lost records."""
+        out: list[str] = []
         items = self._items
         clocks = self._clocks
         gaps = self._gaps
@@ -166,7 +167,7 @@ class Outbox:
                 if gaps and mach_id in gaps:
                     out.append(self._notice(mach_id))
                 clocks[mach_id].update(item[_TICKS])
-                out.append(item[0].tx_message(item))
+                out.append(item[0].tx_line(item))
                 continue
             mach_id = item["id"]
             kind = item["kind"]
@@ -178,7 +179,7 @@ class Outbox:
                     out.append(self._notice(mach_id))
                 self._schemas.pop(mach_id, None)
                 clocks.pop(mach_id, None)
-            out.append(item)
+            out.append(encode(item))
         if gaps:
             # machines whose every waiting record was dropped: the notice goes now
             waiting = {item[_MACH] for item in items if isinstance(item, tuple)}
@@ -188,10 +189,11 @@ class Outbox:
         self.sent_total += len(out)
         return out
 
-    def lost(self, batch: list[Message]) -> None:
+    def lost(self, batch: list[str]) -> None:
         """A batch that never reached am-dbg (the connection broke): its transitions count as
         dropped, its dispose messages go back to the front."""
-        for msg in reversed(batch):
+        for line in reversed(batch):
+            msg = json.loads(line)
             kind = msg["kind"]
             if kind in ("tx", "dropped"):
                 gap = self._gaps.get(msg["id"])
@@ -204,17 +206,12 @@ class Outbox:
             elif kind == "dispose":
                 self._items.appendleft(msg)
 
-    def _notice(self, mach_id: str) -> Message:
+    def _notice(self, mach_id: str) -> str:
         gap = self._gaps.pop(mach_id)
         clock = self._clocks[mach_id]
         clock.update(gap.ticks)
-        return {
-            "kind": "dropped",
-            "id": mach_id,
-            "count": gap.count,
-            "clock": dict(clock),
-            "t": now_ms(),
-        }
+        msg = {"kind": "dropped", "id": mach_id, "count": gap.count, "clock": clock, "t": now_ms()}
+        return encode(msg)
 
 
 def schema_message(mach: Machine) -> Message:
@@ -257,6 +254,9 @@ class DebugTracer(Tracer):
         self._applied = False
         self._raised: list[str] | None = None
         self._lines: list[tuple[int, str]] | None = None
+        self._json_head = f'{{"kind":"tx","id":{encode(mach.id)},'
+        self._json_names: dict[str, str] = {}
+        self._json_called: dict[tuple[str, ...], str] = {}
         self.children: list[DebugTracer] = []
         """Tracers of the submachines made with this machine as parent."""
         self._closed = False
@@ -378,10 +378,12 @@ class DebugTracer(Tracer):
 
     # ---- building messages (called by the transport, outside transitions)
 
-    def tx_message(self, rec: _Rec) -> Message:
+    def tx_line(self, rec: _Rec) -> str:
+        """The ``tx`` message of a record, as a JSON line (written out directly: this is the
+        stream's per-transition cost; ``tests/debugger`` checks it against ``json``)."""
         (
             _,
-            mach_id,
+            _,
             tx_id,
             t,
             mtype,
@@ -400,36 +402,39 @@ class DebugTracer(Tracer):
             error,
             lines,
         ) = rec
-        msg: Message = {
-            "kind": "tx",
-            "id": mach_id,
-            "tx": tx_id,
-            "t": round(t * 1000, 3),
-            "type": mtype,
-            "called": list(called),
-            "ticks": ticks,
-            "qt": qt,
-            "queue": queue_len,
-            "accepted": accepted,
-            "auto": auto,
-        }
+        names = self._json_names
+        key = tuple(called)
+        called_json = self._json_called.get(key)
+        if called_json is None:
+            called_json = "[" + ",".join([_name(names, s) for s in called]) + "]"
+            if len(self._json_called) < 1024:
+                self._json_called[key] = called_json
+        ticks_json = ",".join([f"{_name(names, s)}:{tick}" for s, tick in ticks.items()])
+        line = (
+            f'{self._json_head}"tx":"{tx_id}","t":{t * 1000:.3f},"type":"{mtype}",'
+            f'"called":{called_json},"ticks":{{{ticks_json}}},"qt":{qt},"queue":{queue_len},'
+            f'"accepted":{"true" if accepted else "false"},"auto":{"true" if auto else "false"}'
+        )
+        more: Message = {}
         if not accepted:
             # what it would have done; an accepted one's is the clock after it
-            msg["target"] = list(target)
-            msg["applied"] = applied
+            more["target"] = list(target)
+            more["applied"] = applied
         if handlers:
-            msg["handlers"] = handlers
+            more["handlers"] = handlers
         if raised:
-            msg["raised"] = raised
+            more["raised"] = raised
         if source is not None:
-            msg["source"] = source if isinstance(source, dict) else _source_dict(source)
+            more["source"] = source if isinstance(source, dict) else _source_dict(source)
         if args:
-            msg["args"] = args
+            more["args"] = args
         if error is not None:
-            msg["error"] = error
+            more["error"] = error
         if lines:
-            msg["log"] = [list(line) for line in lines]
-        return msg
+            more["log"] = lines
+        if more:
+            return line + "," + encode(more)[1:]
+        return line + "}"
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything streamed so far was sent (False: not within ``timeout`` s)."""
@@ -462,6 +467,18 @@ def _source_dict(src: Any) -> dict[str, Any]:
         value = getattr(src, field, None)
         if value:
             out[key] = dict(value) if isinstance(value, dict) else value
+    return out
+
+
+encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+"""Compact JSON (ASCII: non-ASCII characters are escaped, which the C encoder does fastest)."""
+
+
+def _name(cache: dict[str, str], name: str) -> str:
+    """A state name as a JSON string, encoded once."""
+    out = cache.get(name)
+    if out is None:
+        out = cache[name] = encode(name)
     return out
 
 

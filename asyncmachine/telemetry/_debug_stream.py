@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._debug import DEFAULT_OUTBOX, PROTOCOL_VERSION, DebugTracer, Message, Outbox, process_info
+from ._debug import (
+    DEFAULT_OUTBOX,
+    PROTOCOL_VERSION,
+    DebugTracer,
+    Message,
+    Outbox,
+    encode,
+    process_info,
+)
 from ._recording import machine_created
 
 if TYPE_CHECKING:
@@ -245,7 +252,7 @@ class Stream:
             "proc": self.proc,
             "dropped": outbox.dropped_total,
         }
-        await conn.send(_frame([hello, *outbox.greeting()]))
+        await conn.send("\n".join(map(encode, [hello, *outbox.greeting()])))
         assert self._ready is not None and self._progress is not None
         ready, progress = self._ready, self._progress
         while True:
@@ -259,7 +266,7 @@ class Stream:
             batch = outbox.take(FRAME_MESSAGES)
             if batch:
                 try:
-                    await conn.send(_frame(batch))
+                    await conn.send("\n".join(batch))
                 except BaseException:
                     outbox.lost(batch)
                     raise
@@ -287,13 +294,6 @@ class Stream:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.connected = False
-
-
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
-
-
-def _frame(messages: list[Message]) -> str:
-    return "\n".join(map(_encode, messages))
 
 
 _streams: dict[str, Stream] = {}

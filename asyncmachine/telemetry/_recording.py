@@ -12,13 +12,12 @@ for every machine they see (machines instrumented for am-dbg are recorded even w
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._schema import schema_to_dict
-from ._debug import PROTOCOL_VERSION, DebugTracer, Message, Outbox, now_ms, process_info
+from ._debug import PROTOCOL_VERSION, DebugTracer, Outbox, encode, now_ms, process_info
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -45,10 +44,6 @@ def machine_created(mach: Machine) -> None:
     """Tell the hooks about a machine (an instrumented one, or one made by the JS bridge)."""
     for fn in list(_hooks):
         fn(mach)
-
-
-def _dumps(msg: Message) -> str:
-    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False)
 
 
 class Recorder:
@@ -83,8 +78,7 @@ class Recorder:
             t.machine.id for m in self._machines for t in _children(m, self.outbox)
         }
         known = [m for m in self.outbox.greeting() if m["id"] in alive] if greeting else []
-        msgs = [hello, *known, *self.outbox.take(len(self.outbox) + 1)]
-        return [_dumps(m) for m in msgs]
+        return [*map(encode, [hello, *known]), *self.outbox.take(len(self.outbox) + 1)]
 
     def close(self) -> None:
         for mach in list(self._machines):
@@ -121,7 +115,7 @@ def snapshot_lines(machines: Iterable[Machine]) -> list[str]:
             "clock": mach.clock(),
             "t": now_ms(),
         }
-        out.append(_dumps(msg))
+        out.append(encode(msg))
     return out
 
 

@@ -23,12 +23,17 @@ def traced(
     return mach, DebugTracer(mach, outbox), outbox
 
 
+def taken(outbox: Outbox, count: int = 1_000_000) -> list[Msg]:
+    """Messages taken from ``outbox`` (as the transport would), parsed."""
+    return [json.loads(line) for line in outbox.take(count)]
+
+
 def txs(outbox: Outbox) -> list[Msg]:
     """The transition messages waiting in ``outbox`` (taken), with the steps am-dbg adds."""
     states: dict[str, Any] = {}
     clock: dict[str, int] = {}
     out = []
-    for msg in outbox.take(1_000_000):
+    for msg in taken(outbox):
         if msg["kind"] == "schema":
             states = msg["states"]
             clock.update(msg["clock"])

@@ -22,7 +22,7 @@ def stream(n: int = 6, mach_id: str = "m") -> list[str]:
     mach, _, box = traced(SCHEMA, id=mach_id)
     for i in range(n):
         mach.add1("AB"[i % 2])
-    return [json.dumps(m) for m in box.take(10_000)]
+    return box.take(10_000)
 
 
 def frame(lines: list[str]) -> str:
@@ -170,7 +170,7 @@ def test_dispose_and_clear() -> None:
     mach, _, box = traced(SCHEMA, id="gone")
     mach.add1("A")
     mach.dispose()
-    session.receive(conn, frame([json.dumps(m) for m in box.take(100)]))
+    session.receive(conn, frame(box.take(100)))
     assert session.machines["gone"].disposed
     assert session.clear() == []  # still connected
     session.disconnect(conn)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dbg_support import replay, traced, txs
+from dbg_support import replay, taken, traced, txs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +23,7 @@ def test_schema_first_then_one_message_per_transition() -> None:
     mach, _, box = traced(SCHEMA, id="m1", tags=["web"])
     mach.add1("A")
     mach.add1("B")
-    schema, *rest = box.take(100)
+    schema, *rest = taken(box, 100)
     assert schema["kind"] == "schema" and schema["id"] == "m1"
     assert schema["names"] == ["A", "B", "Exception"]
     assert schema["states"]["A"] == {"remove": ["B"]}
@@ -91,7 +91,7 @@ def test_full_outbox_drops_oldest_and_keeps_clocks_exact() -> None:
         mach.add1("A")
         mach.add1("B")
     assert len(box) == 10 and box.dropped_total == 91  # 100 transitions + schema, 10 kept
-    msgs = box.take(100)
+    msgs = taken(box, 100)
     assert msgs[0]["kind"] == "schema"  # never dropped
     dropped = msgs[1]
     assert dropped["kind"] == "dropped" and dropped["count"] == 91
@@ -103,21 +103,21 @@ def test_full_outbox_drops_oldest_and_keeps_clocks_exact() -> None:
 def test_a_new_connection_gets_schemas_with_the_clock_of_the_first_waiting_record() -> None:
     mach, _, box = traced(SCHEMA, limit=1000, id="re")
     mach.add1("A")
-    first_batch = box.take(100)  # sent over a connection that then breaks
+    first_batch = taken(box, 100)  # sent over a connection that then breaks
     assert [m["kind"] for m in first_batch] == ["schema", "tx"]
     mach.add1("B")
     mach.add1("A")
     greeting = box.greeting()
     assert [m["kind"] for m in greeting] == ["schema"]
     assert greeting[0]["clock"] == {"A": 1, "B": 0, "Exception": 0}
-    rest = box.take(100)
+    rest = taken(box, 100)
     assert replay([*greeting, *rest])["re"][-1][1] == mach.clock()
 
 
 def test_no_schema_in_the_greeting_before_it_was_taken() -> None:
     _, _, box = traced(SCHEMA)
     assert box.greeting() == []
-    box.take(10)
+    taken(box, 10)
     assert len(box.greeting()) == 1
 
 
@@ -126,7 +126,7 @@ def test_schema_changes_and_state_order_are_streamed() -> None:
     mach.add1("A")
     mach.set_schema({**SCHEMA, "C": am.State()}, ["C", "A", "B", "Exception"])
     mach.add1("C")
-    kinds = [(m["kind"], m.get("names")) for m in box.take(100)]
+    kinds = [(m["kind"], m.get("names")) for m in taken(box, 100)]
     assert kinds == [
         ("schema", ["A", "B", "Exception"]),
         ("tx", None),
@@ -140,7 +140,7 @@ def test_submachines_are_streamed_and_dispose_is_reported() -> None:
     child = am.Machine(SCHEMA, id="child", parent=mach)
     child.add1("A")
     child.dispose()
-    msgs = box.take(100)
+    msgs = taken(box, 100)
     assert [(m["kind"], m["id"]) for m in msgs] == [
         ("schema", "parent"),
         ("schema", "child"),
@@ -165,7 +165,7 @@ def test_on_ready_fires_when_the_outbox_stops_being_empty() -> None:
     DebugTracer(mach, box)
     mach.add1("A")
     assert calls == [1]
-    box.take(10)
+    taken(box, 10)
     mach.add1("B")
     box.wanted = True  # the transport could not start: every push retries
     mach.add1("A")
@@ -227,7 +227,7 @@ def test_replay_is_exact_whatever_was_dropped_or_resent(
     grown = False
     for op, n in ops:
         if op == "take":
-            received += box.take(n)
+            received += taken(box, n)
         elif op == "reconnect":
             received += box.greeting()
         elif op == "grow" and not grown:
@@ -235,6 +235,31 @@ def test_replay_is_exact_whatever_was_dropped_or_resent(
             mach.set_schema({**schema, "D": am.State()}, ["D", "A", "B", "C", "Exception"])
         elif op in "ABC":
             mach.toggle1(op)
-    received += box.take(1_000_000)
+    received += taken(box, 1_000_000)
     for tx_id, clock in replay(received).get("p", []):
         assert clock == truth.after[tx_id]
+
+
+def test_transition_lines_are_json_whatever_the_names() -> None:
+    """The tx lines are written out by hand for speed: they must parse as the message."""
+    odd = {
+        'Quote"d': am.State(),
+        "Back\\slash": am.State(),
+        "Ünïcode ✓": am.State(),
+        "New\nline": am.State(),
+    }
+
+    mach, _, box = traced(odd, id='m"1', log_level=am.LogLevel.CHANGES, logger=lambda *a: None)
+    mach.set_args_mapper(am.new_log_args_mapper(names=["name"]))
+    mach.add(['Quote"d', "Ünïcode ✓"], {"name": 'a"b\\c ü'})
+    mach.remove1('Quote"d')
+    lines = box.take(100)
+    for line in lines:
+        json.loads(line)
+    first = json.loads(lines[1])
+    assert first["id"] == 'm"1'
+    assert first["called"] == ['Quote"d', "Ünïcode ✓"]
+    assert first["ticks"] == {'Quote"d': 1, "Ünïcode ✓": 1}
+    assert first["args"] == {"name": 'a"b\\c ü'}
+    assert first["log"] == [[2, '[state] +Quote"d +Ünïcode ✓ (name=a"b\\c ü)']]
+    assert isinstance(first["t"], float) and first["accepted"] is True

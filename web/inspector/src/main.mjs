@@ -36,13 +36,13 @@ const graph = new SchemaGraph($("#graph"), { onSelect: (state) => toggleStateFil
 
 // ---- data in
 
-function ingest(text) {
+function ingest(text, render = true) {
   const session = ui.session;
   const msgs = parseLines(text, session.errors);
   for (const msg of msgs) session.apply(msg);
   if (msgs.length) session.trim();
   ui.dirty = true;
-  schedule();
+  if (render) schedule();
 }
 
 function reset() {
@@ -60,7 +60,9 @@ function startLive(url) {
   ui.feed = new LiveFeed(url, {
     onReset: reset,
     onLines: (text, synced) => {
-      ingest(text);
+      // while the session so far arrives, nothing is drawn; then once, and live after that
+      ingest(text, ui.synced || synced);
+      if (!ui.synced && !synced) renderLoading();
       if (synced) {
         ui.synced = true;
         markReady();
@@ -281,6 +283,16 @@ function pickMachine(session) {
     if (!best || (m.connected && !best.connected) || (m.connected === best.connected && m.entries.length > best.entries.length)) best = m;
   }
   return best?.id ?? null;
+}
+
+let loadingShown = 0;
+function renderLoading() {
+  const now = performance.now();
+  if (now - loadingShown < 200) return;
+  loadingShown = now;
+  let n = 0;
+  for (const m of ui.session.machines.values()) n += m.entries.length;
+  $("#conn").textContent = `Loading ${count(n)} transitions…`;
 }
 
 function renderConn() {
