@@ -143,7 +143,7 @@ def _check_tx(msg: Message) -> None:
     _opt(msg, "args", _is_str_map, "an object of strings")
     _opt(msg, "canceled_by", _is_str, "a handler name")
     _opt(msg, "applied", _is_bool, "true or false")
-    for key in ("before", "target", "handlers", "raised"):
+    for key in ("before", "target", "handlers"):
         _opt(msg, key, _is_names, "a list of names")
 
 

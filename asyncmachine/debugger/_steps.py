@@ -1,8 +1,8 @@
 """Resolution steps of a finished transition, derived from the schema and what the stream sent.
 
 The engine does not report its reasoning as data; everything needed to reconstruct it is public
-and streamed: the schema, the called states, the active states before, the target, which
-handlers ran and which raised. Each step says which relation or handler did what, in the order a
+and streamed: the schema, the called states, the clock before, the target and which handlers
+ran. Each step says which relation or handler did what, in the order a
 reader follows the resolution: relations (adds, removals, rejections, ordering), handlers as they
 ran, then the changes. am-dbg derives them when a transition arrives, in its own process, so a
 streamed machine pays nothing for them. Pure functions of JSON data.
@@ -130,14 +130,12 @@ def resolution_steps(msg: Mapping[str, Any], states: States) -> list[Step]:
                 rel("after", s, nxt, "order")
 
     # handlers as they ran; a negotiation handler that was last before a cancel returned False
+    # (or raised: the Exception transition that follows has it as its source's handler)
     by = canceled_by(msg, states)
-    raised = set(msg.get("raised") or ())
     dropped = {s for s in called if s not in target} if msg.get("auto") and accepted else set()
     for n, name in enumerate(handlers):
         step: Step = {"kind": "handler", "name": name}
-        if name in raised:
-            step["outcome"] = "raised"
-        elif by is not None and n == len(handlers) - 1:
+        if by is not None and n == len(handlers) - 1:
             step["outcome"] = "canceled"
         elif dropped and any(name == s + "Enter" or name.endswith(s) for s in dropped):
             step["outcome"] = "refused"  # an auto state's handler refused it
@@ -153,7 +151,9 @@ def resolution_steps(msg: Mapping[str, Any], states: States) -> list[Step]:
             kind = "activate" if ticks.get(s, 1) % 2 == 1 else "rollback"
             steps.append({"kind": kind, "state": s})
     if not accepted:
-        cancel: Step = {"kind": "cancel", "reason": "handler" if by or raised else "relations"}
+        # a handler canceled it, or raised (a rollback moved the clock); else the relations
+        reason = "handler" if by is not None or applied or handlers else "relations"
+        cancel: Step = {"kind": "cancel", "reason": reason}
         if by is not None:
             cancel["by"] = by
         steps.append(cancel)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._log import Logger, LogLevel
 from .._schema import schema_to_dict
 from .._tracer import Tracer
-from .._transition import ERR_ARGS_KEY, ErrArgs, Mutation, Transition
+from .._transition import ERR_ARGS_KEY, ErrArgs, Transition
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -41,8 +41,8 @@ DEFAULT_OUTBOX = 10_000
 Message = dict[str, Any]
 
 # a transition record: (tracer, machine id, tx id, wall time, type, called, ticks, queue tick,
-# queue length, accepted, auto, applied, target, handlers, raised, source, args, error, log
-# lines); a tuple because the hook builds one per transition
+# queue length, accepted, auto, applied, target, handlers, source, args, error, log lines); a
+# tuple because the hook builds one per transition
 _Rec = tuple[Any, ...]
 _MACH, _TICKS = 1, 6
 
@@ -251,8 +251,6 @@ class DebugTracer(Tracer):
         self.stream: Sender | None = None
         """Set by ``telemetry.debug()``: what ``flush()`` waits for."""
         self._handlers: list[str] | None = None
-        self._applied = False
-        self._raised: list[str] | None = None
         self._lines: list[tuple[int, str]] | None = None
         self._json_head = f'{{"kind":"tx","id":{encode(mach.id)},'
         self._json_names: dict[str, str] = {}
@@ -294,28 +292,17 @@ class DebugTracer(Tracer):
         else:
             self._handlers.append(handler_name)
 
-    def mutation_queued(self, mach: Machine, mutation: Mutation) -> None:
-        args = mutation.args
-        if args and ERR_ARGS_KEY in args:
-            err = args[ERR_ARGS_KEY]
-            if isinstance(err, ErrArgs) and err.panic is not None:
-                if self._raised is None:
-                    self._raised = [err.panic.handler]
-                else:
-                    self._raised.append(err.panic.handler)
-
-    def transition_finals(self, tx: Transition) -> None:
-        self._applied = True
-
     def transition_end(self, tx: Transition) -> None:
         handlers, self._handlers = self._handlers, None
-        applied, self._applied = self._applied, False
         mut = tx.mutation
         if mut.is_check and not self.checks:
             return
-        raised, self._raised = self._raised, None
         lines, self._lines = self._lines, None
         mach = self.machine
+        accepted = tx.is_accepted
+        # a canceled one may have moved the clock all the same: a final handler raised and
+        # what it entered was rolled back (rare: compare the clocks only then)
+        applied = accepted or tx.time_before != mach.time()
         ticks = {}
         if applied:
             # after a rollback (a final handler raised) too: the clock moved
@@ -346,12 +333,11 @@ class DebugTracer(Tracer):
                 ticks,
                 mut.queue_tick,
                 mach.queue_len(),
-                tx.is_accepted,
+                accepted,
                 mut.is_auto,
                 applied,
                 tx.target_states,
                 handlers,
-                raised,
                 source or mut.source,
                 args,
                 error,
@@ -396,7 +382,6 @@ class DebugTracer(Tracer):
             applied,
             target,
             handlers,
-            raised,
             source,
             args,
             error,
@@ -422,8 +407,6 @@ class DebugTracer(Tracer):
             more["applied"] = applied
         if handlers:
             more["handlers"] = handlers
-        if raised:
-            more["raised"] = raised
         if source is not None:
             more["source"] = source if isinstance(source, dict) else _source_dict(source)
         if args:

@@ -122,7 +122,7 @@ def test_raising_negotiation_handler_cancels_and_is_marked() -> None:
     mach.add1("A")
     canceled, exception = txs(box)
     assert canceled["canceled_by"] == "AEnter"
-    assert kinds(canceled) == [("handler", "AEnter", "raised"), ("cancel", "handler", "AEnter")]
+    assert kinds(canceled) == [("handler", "AEnter", "canceled"), ("cancel", "handler", "AEnter")]
     assert exception["called"] == ["Exception"]
     assert exception["error"] == {"type": "ValueError", "message": "nope"}
     # the error's transition points at the one it interrupted
@@ -137,13 +137,15 @@ def test_raising_final_handler_rolls_back_with_ticks() -> None:
     mach, _, box = traced({"A": am.State(), "B": am.State()})
     mach.bind_handlers(H())
     mach.add(["A", "B"])
-    rolled, _ = txs(box)
+    rolled, exception = txs(box)
     assert rolled["accepted"] is False
-    # A's handler raised: A and what entered after it are rolled back (clock moved twice)
+    # A's handler raised: A and what entered after it are rolled back (clock moved twice); the
+    # Exception transition that follows names the handler
+    assert exception["source"] == {"mach": mach.id, "tx": rolled["tx"], "handler": "AState"}
     assert rolled["ticks"] == {"A": 2, "B": 2} == mach.clock(["A", "B"])
     assert "canceled_by" not in rolled
     assert kinds(rolled) == [
-        ("handler", "AState", "raised"),
+        ("handler", "AState", None),
         ("rollback", "A"),
         ("rollback", "B"),
         ("cancel", "handler", None),

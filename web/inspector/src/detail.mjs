@@ -71,7 +71,12 @@ export function renderDetail(session, mach, entry, go) {
   if (entry.error) {
     out.append(section("Error", h("pre.error", {}, `${entry.error.type}: ${entry.error.message}`)));
   }
-  if (entry.steps?.length) out.append(section("Resolution", h("ol.steps", {}, entry.steps.map(step))));
+  // a handler that raised: the Exception transition it caused names it
+  const raised = new Set(effects.filter((e) => e.source?.handler).map((e) => e.source.handler));
+  if (entry.steps?.length) {
+    const steps = entry.steps.map((s) => (s.kind === "handler" && raised.has(s.name) ? { ...s, outcome: "raised" } : s));
+    out.append(section("Resolution", h("ol.steps", {}, steps.map(step))));
+  }
   if (entry.args && Object.keys(entry.args).length) {
     out.append(section("Args", h("dl.args", {}, Object.entries(entry.args).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))));
   }
