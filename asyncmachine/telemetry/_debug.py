@@ -26,10 +26,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._log import Logger, LogLevel
+from .._log import LogLevel
 from .._schema import schema_to_dict
 from .._tracer import Tracer
 from .._transition import ERR_ARGS_KEY, ErrArgs, Transition
+from ._levels import Severity, log_level
+from ._logtap import LogTap, tap_log
 
 if TYPE_CHECKING:
     from .._machine import Machine
@@ -238,8 +240,9 @@ class Sender(Protocol):
 class DebugTracer(Tracer):
     """Streams one machine (and the submachines made with it as parent) to an am-dbg outbox.
 
-    Bound by ``telemetry.debug(mach)``. ``log``: include the machine's log lines (at its own log
-    level) in each transition; ``checks``: also stream ``can_add``/``can_remove`` dry runs.
+    Bound by ``telemetry.debug(mach)``. ``log``: include the machine's log lines in each
+    transition (when it logs at all: at least ``CHANGES`` then, like the other exporters);
+    ``checks``: also stream ``can_add``/``can_remove`` dry runs.
     """
 
     def __init__(
@@ -258,8 +261,7 @@ class DebugTracer(Tracer):
         self.children: list[DebugTracer] = []
         """Tracers of the submachines made with this machine as parent."""
         self._closed = False
-        self._prefix = ""
-        self._logger: Logger | None = None
+        self._tap: LogTap | None = None
         outbox.set_schema(schema_message(mach))
         mach.bind_tracer(self)
         if log:
@@ -268,21 +270,15 @@ class DebugTracer(Tracer):
     # ---- log lines
 
     def _tap_log(self) -> None:
-        """Copy the machine's log lines into its transitions, still passing them on."""
-        mach = self.machine
-        previous = current_logger(mach)
-        self._prefix = f"[{mach.id[:5]}] "
-        self._logger = previous
+        """Copy the machine's log lines into its transitions (they still reach its logger)."""
+        if self.machine.log_level > LogLevel.NOTHING:
+            self._tap = tap_log(self.machine, self._log_line)
 
-        def tee(level: LogLevel, msg: str) -> None:
-            lines = self._lines
-            if lines is None:
-                lines = self._lines = []
-            lines.append((int(level), msg.removeprefix(self._prefix)))
-            if previous is not None:
-                previous(level, msg)
-
-        mach.set_logger(tee)
+    def _log_line(self, body: str, severity: Severity) -> None:
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = []
+        lines.append((log_level(severity), body))
 
     # ---- hooks (each one cheap: they run inside the machine's transitions)
 
@@ -439,8 +435,8 @@ class DebugTracer(Tracer):
         mach = self.machine
         if not mach.is_disposed:
             mach.detach_tracer(self)
-            if self._prefix:
-                mach.set_logger(self._logger)
+            if self._tap is not None:
+                self._tap.remove(self._log_line)
 
 
 def _source_dict(src: Any) -> dict[str, Any]:
@@ -463,11 +459,3 @@ def _name(cache: dict[str, str], name: str) -> str:
     if out is None:
         out = cache[name] = encode(name)
     return out
-
-
-def current_logger(mach: Machine) -> Logger | None:
-    """The machine's log sink, to chain to. There is no public getter yet (docs/debugger.md,
-    "Hooks the stream would like"); ``None`` means the default one (the stdlib logger), which
-    ``set_logger(None)`` restores."""
-    logger: Logger | None = getattr(mach, "_logger", None)
-    return logger
