@@ -32,6 +32,7 @@ from asyncmachine import telemetry
 from asyncmachine.debugger import Session, write_session
 from asyncmachine.telemetry._debug import DebugTracer, Outbox
 from bench.harness import Timer, check, env_info, loadavg
+from bench.workloads_am import _w3_handlers_class
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -63,28 +64,6 @@ W1_SCHEMA = {"A": am.State(remove=("B",)), "B": am.State(remove=("A",))}
 W3_SCHEMA = {f"H{i}": am.State() for i in range(5)}
 
 
-class W3Handlers:
-    def __init__(self) -> None:
-        self.counter = 0
-
-
-def _w3_handlers() -> W3Handlers:
-    def enter(self: Any, e: am.Event) -> bool:
-        self.counter += 1
-        return True
-
-    def final(self: Any, e: am.Event) -> None:
-        self.counter += 1
-
-    attrs: dict[str, Any] = {}
-    for i in range(5):
-        attrs[f"H{i}Enter"] = enter
-        attrs[f"H{i}State"] = final
-        attrs[f"H{i}Exit"] = enter
-        attrs[f"H{i}End"] = final
-    return type("W3", (W3Handlers,), attrs)()
-
-
 async def _w1(n: int, timer: Timer, attach: Callable[[am.Machine], Any], yielding: bool) -> None:
     mach = am.Machine(W1_SCHEMA)
     tracer = attach(mach)
@@ -104,7 +83,7 @@ async def _w1(n: int, timer: Timer, attach: Callable[[am.Machine], Any], yieldin
 
 async def _w3(n: int, timer: Timer, attach: Callable[[am.Machine], Any], yielding: bool) -> None:
     mach = am.Machine(W3_SCHEMA)
-    h = _w3_handlers()
+    h: Any = _w3_handlers_class()()
     mach.bind_handlers(h)
     tracer = attach(mach)
     add1, remove1 = mach.add1, mach.remove1

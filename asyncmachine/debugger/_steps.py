@@ -93,32 +93,29 @@ def resolution_steps(msg: Mapping[str, Any], states: States) -> list[Step]:
                 rel("add", adder, x, "activate" if x not in before else "keep")
 
     # remove: active states that left (or would have, when a handler cancelled), and why
+    def left_out(s: str, effect: str) -> bool:
+        """The relation that keeps ``s`` out of the target: removed by a target state, or
+        requiring a state that is not there."""
+        blocker = next((b for b in target_list if s in _rel(states, b, "remove")), None)
+        if blocker is not None:
+            rel("remove", blocker, s, effect)
+            return True
+        missing = next((r for r in _rel(states, s, "require") if r not in target), None)
+        if missing is not None:
+            rel("require", s, missing, effect)
+            return True
+        return False
+
     for s in exits:
         if mtype == "remove" and s in called_set:
             continue  # removed because it was called: no relation involved
-        blocker = next((b for b in target_list if s in _rel(states, b, "remove")), None)
-        if blocker is not None:
-            rel("remove", blocker, s, "deactivate")
-            continue
-        missing = next((r for r in _rel(states, s, "require") if r not in target), None)
-        if missing is not None:
-            rel("require", s, missing, "deactivate")
-        elif mtype == "set":
+        if not left_out(s, "deactivate") and mtype == "set":
             steps.append({"kind": "unset", "state": s})
 
     # rejections: called (or implied) states that did not make it into the target
     if mtype != "remove":
         for s in [*called, *(x for x in implied if x not in called_set)]:
-            if s in target or s not in states:
-                continue
-            blocker = next((b for b in target_list if s in _rel(states, b, "remove")), None)
-            if blocker is not None:
-                rel("remove", blocker, s, "reject")
-                continue
-            missing = next((r for r in _rel(states, s, "require") if r not in target), None)
-            if missing is not None:
-                rel("require", s, missing, "reject")
-            else:
+            if s not in target and s in states and not left_out(s, "reject"):
                 steps.append({"kind": "reject", "state": s})
 
     # after: handler order among the states that changed

@@ -421,10 +421,6 @@ class DebugTracer(Tracer):
 
     # ---- detaching
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         """Stop streaming this machine (and its submachines), restoring its logger."""
         if self._closed:

@@ -14,6 +14,23 @@ from asyncmachine.telemetry._debug import DebugTracer, Outbox
 Msg = dict[str, Any]
 
 
+PROCESS = """
+import asyncio, asyncmachine as am
+from asyncmachine import telemetry
+
+async def main():
+    mach = am.Machine({"Ready": am.State(require=["Start"]), "Start": am.State()}, id="worker")
+    tracer = telemetry.mach_debug_env(mach)
+    for _ in range(4):
+        mach.add(["Start", "Ready"])
+        mach.remove1("Start")
+    assert await tracer.flush(10), "not sent"
+
+asyncio.run(main())
+"""
+"""A Python program whose machine streams to ``$AM_DBG_ADDR``: 8 transitions, then it exits."""
+
+
 def traced(
     schema: dict[str, am.State], limit: int = 1000, **kw: Any
 ) -> tuple[am.Machine, DebugTracer, Outbox]:

@@ -89,3 +89,11 @@ def run(addr: str, rounds: int = 3) -> dict[str, Any]:
     page.remove1("Ready")
     page.add1("Uploading", {"name": "late.txt"})  # rejected: requires Ready
     return {"server": server, "worker": worker, "page": page, "tracers": tracers}
+
+
+async def streamed(addr: str, rounds: int = 3) -> dict[str, Any]:
+    """``run``, then wait until am-dbg has every transition."""
+    out = run(addr, rounds)
+    for tracer in out["tracers"]:
+        assert await tracer.flush(), "am-dbg did not get the stream"
+    return out

@@ -12,26 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dbg_support import replay
+from dbg_support import PROCESS, replay
 
 from asyncmachine.debugger import read_session
 
 pytestmark = pytest.mark.skipif(sys.platform == "emscripten", reason="starts processes")
-
-MACHINE_SCRIPT = """
-import asyncio, asyncmachine as am
-from asyncmachine import telemetry
-
-async def main():
-    mach = am.Machine({"Ready": am.State(require=["Start"]), "Start": am.State()}, id="worker")
-    tracer = telemetry.mach_debug_env(mach)
-    for _ in range(4):
-        mach.add(["Start", "Ready"])
-        mach.remove1("Start")
-    assert await tracer.flush(10), "not sent"
-
-asyncio.run(main())
-"""
 
 
 class AmDbg:
@@ -88,7 +73,7 @@ def test_a_python_process_with_am_dbg_addr_streams_and_the_session_is_exported(
     export = tmp_path / "session.jsonl.gz"
     dbg = am_dbg("--export", str(export), "--max-transitions", "5")
     env = {**os.environ, "AM_DBG_ADDR": dbg.addr}
-    subprocess.run([sys.executable, "-c", MACHINE_SCRIPT], env=env, check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", PROCESS], env=env, check=True, timeout=60)
     assert dbg.info()["machines"] == 1
     out = dbg.stop()
     assert f"wrote 1 machines to {export}" in out

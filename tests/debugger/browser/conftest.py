@@ -8,18 +8,20 @@ errors fail the test that caused them. Screenshots go to ``build/screenshots/``.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import re
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from support import CHROMIUM, CHROMIUM_ARGS
+from support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Watch,
+    keep_local,
+    serve_files,
+    watch_page,
+)
 
 async_api = pytest.importorskip("playwright.async_api")
 pytest.importorskip("websockets")
@@ -34,56 +36,13 @@ MOBILE = {"width": 390, "height": 844}
 Page = Any
 
 
-@dataclass
-class Watch:
-    """Console errors and requests leaving 127.0.0.1, per test; `expected` errors are allowed."""
-
-    errors: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-    expected: list[re.Pattern[str]] = field(default_factory=list)
-
-    def console_error(self, text: str) -> None:
-        if not any(p.search(text) for p in self.expected):
-            self.errors.append(text)
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def translate_path(self, path: str) -> str:
-        page = PAGES.get(path.split("?")[0])
-        return str(page) if page else super().translate_path(path)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture(scope="session")
 def site_url() -> Iterator[str]:
     """``build/site`` (with the inspector in ``/inspector/``) on a free port."""
     if not (SITE / "inspector" / "index.html").is_file():
         pytest.fail("build/site/inspector is missing: run `make site` first")
-    handler = functools.partial(_Handler, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="session")
-def watch() -> Watch:
-    return Watch()
-
-
-@pytest.fixture(autouse=True)
-def no_errors_and_no_leaks(watch: Watch) -> Iterator[None]:
-    yield
-    errors, blocked = list(watch.errors), list(watch.blocked)
-    watch.errors.clear()
-    watch.blocked.clear()
-    watch.expected.clear()
-    assert errors == [], f"console errors: {errors}"
-    assert blocked == [], f"requests left 127.0.0.1: {blocked}"
+    with serve_files(SITE, PAGES) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -94,22 +53,23 @@ async def browser() -> AsyncIterator[Any]:
         await browser.close()
 
 
+@pytest.fixture(scope="session")
+def watch() -> Watch:
+    return Watch()
+
+
+@pytest.fixture(autouse=True)
+def no_errors_and_no_leaks(watch: Watch) -> Iterator[None]:
+    """Fail the test during which a page logged an error or tried to leave 127.0.0.1."""
+    yield
+    watch.check()
+
+
 async def watched_page(browser: Any, watch: Watch, **options: Any) -> tuple[Any, Page]:
     """A page in a new context that only reaches 127.0.0.1, its console errors watched."""
-
-    async def local_only(route: Any) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-            await route.continue_()
-        else:
-            watch.blocked.append(route.request.url)
-            await route.abort()
-
     context = await browser.new_context(**options)
-    await context.route("**/*", local_only)
-    page = await context.new_page()
-    page.on("console", lambda msg: msg.type == "error" and watch.console_error(msg.text))
-    page.on("pageerror", lambda err: watch.errors.append(str(err)))
-    return context, page
+    await keep_local(context, watch)
+    return context, watch_page(await context.new_page(), watch)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

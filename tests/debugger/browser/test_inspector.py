@@ -20,7 +20,7 @@ from asyncmachine import telemetry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import scenario
-from dbg_support import replay
+from dbg_support import PROCESS, replay
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -28,20 +28,6 @@ Page = Any
 Open = Callable[..., Awaitable[Page]]
 MOBILE = {"width": 390, "height": 844}
 
-PROCESS = """
-import asyncio, asyncmachine as am
-from asyncmachine import telemetry
-
-async def main():
-    mach = am.Machine({"Ready": am.State(require=["Start"]), "Start": am.State()}, id="worker")
-    tracer = telemetry.mach_debug_env(mach)
-    for _ in range(4):
-        mach.add(["Start", "Ready"])
-        mach.remove1("Start")
-    assert await tracer.flush(10)
-
-asyncio.run(main())
-"""
 
 # the inspector's own view of a machine, read through its debugging handle
 VIEW = """(id) => {
@@ -111,9 +97,7 @@ async def test_live_updates_and_follow(dbg: Any, inspector: Open) -> None:
 async def test_stepping_back_shows_the_old_clock(
     dbg: Any, inspector: Open, screenshot: Any
 ) -> None:
-    out = scenario.run(dbg.addr, rounds=3)
-    for tracer in out["tracers"]:
-        assert await tracer.flush()
+    await scenario.streamed(dbg.addr, rounds=3)
     page = await inspector(f"{dbg.url}?machine=upload-server")
     await page.wait_for_function(
         "() => document.querySelector('#position').textContent.includes('/')"
@@ -146,9 +130,7 @@ async def test_stepping_back_shows_the_old_clock(
 async def test_a_cause_in_another_machine_is_one_click_away(
     dbg: Any, inspector: Open, screenshot: Any
 ) -> None:
-    out = scenario.run(dbg.addr, rounds=2)
-    for tracer in out["tracers"]:
-        assert await tracer.flush()
+    await scenario.streamed(dbg.addr, rounds=2)
     page = await inspector(f"{dbg.url}?machine=thumbs-worker")
     await page.wait_for_selector('.mach[data-id="thumbs-worker"][aria-selected="true"]')
     # the worker's first Working: caused by the server's Receiving, caused by the page's Uploading
@@ -166,9 +148,7 @@ async def test_a_cause_in_another_machine_is_one_click_away(
 
 
 async def test_filters_and_search(dbg: Any, inspector: Open) -> None:
-    out = scenario.run(dbg.addr, rounds=3)
-    for tracer in out["tracers"]:
-        assert await tracer.flush()
+    await scenario.streamed(dbg.addr, rounds=3)
     page = await inspector(f"{dbg.url}?machine=upload-server")
     await page.wait_for_selector('.mach[data-id="upload-server"][aria-selected="true"]')
     total = (await view(page, "upload-server"))["count"]
@@ -213,9 +193,7 @@ def _entries(dbg: Any, mach_id: str) -> list[dict[str, Any]]:
 async def test_export_then_import_reproduces_the_timeline(
     dbg: Any, inspector: Open, site_url: str, tmp_path: Path, screenshot: Any
 ) -> None:
-    out = scenario.run(dbg.addr, rounds=3)
-    for tracer in out["tracers"]:
-        assert await tracer.flush()
+    await scenario.streamed(dbg.addr, rounds=3)
     page = await inspector(dbg.url)
     await page.wait_for_selector('.mach[data-id="upload-server"]')
     async with page.expect_download() as download:
@@ -268,9 +246,7 @@ async def test_a_bad_file_is_reported_and_the_view_kept(
 
 async def test_screenshots(dbg: Any, inspector: Open, screenshot: Any) -> None:
     """The main views, light and dark, desktop and phone (build/screenshots/inspector-*.png)."""
-    out = scenario.run(dbg.addr, rounds=4)
-    for tracer in out["tracers"]:
-        assert await tracer.flush()
+    await scenario.streamed(dbg.addr, rounds=4)
     select = """(i) => {
         const {ui, go} = window.__inspector;
         go(ui.session.machines.get('upload-server').entries[i]);

@@ -20,6 +20,16 @@ export function h(spec, attrs = {}, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
+const SVG = "http://www.w3.org/2000/svg";
+
+/** An SVG element with attributes, appended to `parent` when given. */
+export function svg(name, attrs = {}, parent = null) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  parent?.append(node);
+  return node;
+}
+
 /** `12:03:04.567` in local time. */
 export function clockTime(ms) {
   if (!ms) return "";

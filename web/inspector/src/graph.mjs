@@ -4,21 +4,14 @@
 // changes classes and tick labels. Used by the inspector and by the upload demo.
 
 import dagre from "@dagrejs/dagre";
+import { svg } from "./dom.mjs";
 
-const SVG = "http://www.w3.org/2000/svg";
 const NODE_H = 30;
 const FLAG_H = 12;
 const PAD_X = 12;
 const KINDS = ["require", "add", "remove", "after"];
 const MAX_FIT = 1.15;
 const MIN_FIT = 0.7;
-
-function el(name, attrs = {}, parent = null) {
-  const node = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  parent?.append(node);
-  return node;
-}
 
 let measureCtx = null;
 function textWidth(text, font) {
@@ -224,7 +217,7 @@ export class SchemaGraph {
   constructor(container, { onSelect } = {}) {
     this.container = container;
     this.onSelect = onSelect;
-    this.svg = el("svg", { class: "schema-graph", role: "img" });
+    this.svg = svg("svg", { class: "schema-graph", role: "img" });
     container.append(this.svg);
     this.key = "";
     this.layout = null;
@@ -254,37 +247,37 @@ export class SchemaGraph {
   render() {
     const { nodes, edges } = this.layout;
     this.svg.replaceChildren();
-    const defs = el("defs", {}, this.svg);
+    const defs = svg("defs", {}, this.svg);
     for (const kind of KINDS) {
-      const marker = el("marker", { id: `am-arrow-${kind}`, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, defs);
-      if (kind === "remove") el("path", { d: "M6,0 L6,10", class: `mk mk-${kind}` }, marker);
-      else el("path", { d: "M0,0 L10,5 L0,10 z", class: `mk mk-${kind}` }, marker);
+      const marker = svg("marker", { id: `am-arrow-${kind}`, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" }, defs);
+      if (kind === "remove") svg("path", { d: "M6,0 L6,10", class: `mk mk-${kind}` }, marker);
+      else svg("path", { d: "M0,0 L10,5 L0,10 z", class: `mk mk-${kind}` }, marker);
     }
-    const root = el("g", { class: "viewport" }, this.svg);
-    const edgeLayer = el("g", { class: "edges" }, root);
+    const root = svg("g", { class: "viewport" }, this.svg);
+    const edgeLayer = svg("g", { class: "edges" }, root);
     this.edgeEls = edges.map((e) => {
-      const path = el("path", { d: e.d, class: `edge rel-${e.kind}`, "marker-end": `url(#am-arrow-${e.kind})` }, edgeLayer);
+      const path = svg("path", { d: e.d, class: `edge rel-${e.kind}`, "marker-end": `url(#am-arrow-${e.kind})` }, edgeLayer);
       if (e.mutual) path.setAttribute("marker-start", `url(#am-arrow-${e.kind})`);
       path.dataset.from = e.from;
       path.dataset.to = e.to;
-      const title = el("title", {}, path);
+      const title = svg("title", {}, path);
       title.textContent = e.mutual ? `${e.from} and ${e.to} remove each other` : `${e.from} ${e.kind} ${e.to}`;
       return path;
     });
-    const nodeLayer = el("g", { class: "nodes" }, root);
+    const nodeLayer = svg("g", { class: "nodes" }, root);
     this.nodes = new Map();
     for (const n of nodes.values()) {
-      const g = el("g", { class: "node", transform: `translate(${n.x - n.w / 2},${n.y - n.h / 2})`, tabindex: "-1" }, nodeLayer);
+      const g = svg("g", { class: "node", transform: `translate(${n.x - n.w / 2},${n.y - n.h / 2})`, tabindex: "-1" }, nodeLayer);
       g.dataset.state = n.name;
-      el("rect", { width: n.w, height: n.h, rx: "8" }, g);
-      const name = el("text", { x: PAD_X, y: NODE_H / 2 + 1, class: "name", "dominant-baseline": "middle" }, g);
+      svg("rect", { width: n.w, height: n.h, rx: "8" }, g);
+      const name = svg("text", { x: PAD_X, y: NODE_H / 2 + 1, class: "name", "dominant-baseline": "middle" }, g);
       name.textContent = n.name;
-      const tick = el("text", { x: n.w - PAD_X, y: NODE_H / 2 + 1, class: "tick", "text-anchor": "end", "dominant-baseline": "middle" }, g);
+      const tick = svg("text", { x: n.w - PAD_X, y: NODE_H / 2 + 1, class: "tick", "text-anchor": "end", "dominant-baseline": "middle" }, g);
       if (n.flags.length) {
-        const flags = el("text", { x: PAD_X, y: NODE_H + 3, class: "flags", "dominant-baseline": "middle" }, g);
+        const flags = svg("text", { x: PAD_X, y: NODE_H + 3, class: "flags", "dominant-baseline": "middle" }, g);
         flags.textContent = n.flags.join(" · ");
       }
-      const title = el("title", {}, g);
+      const title = svg("title", {}, g);
       g.addEventListener("pointerenter", () => this.focus(n.name));
       g.addEventListener("pointerleave", () => this.focus(null));
       g.addEventListener("click", () => this.onSelect?.(n.name));

@@ -1,20 +1,12 @@
 // The sequence view: mutations between machines (a tab, a server, a worker) as arrows between
 // lifelines, in time order, around the selected transition.
 
-import { clockTime, h } from "./dom.mjs";
+import { clockTime, h, svg } from "./dom.mjs";
 import { mutationLabel, procLabel } from "./model.mjs";
 
-const SVG = "http://www.w3.org/2000/svg";
 const ROW = 36;
 const HEAD = 46;
 const WINDOW = 40;
-
-function el(name, attrs = {}, parent = null) {
-  const node = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  parent?.append(node);
-  return node;
-}
 
 /** Cross-machine messages: a transition whose source is in another machine, tab or client. */
 export function crossMessages(session) {
@@ -57,17 +49,17 @@ export function renderSequence(session, selected, go, width) {
   const laneW = Math.max(120, Math.min(220, (width - 24) / lanes.length));
   const w = Math.max(width, laneW * lanes.length + 24);
   const height = HEAD + shown.length * ROW + 16;
-  const svg = el("svg", { class: "sequence", width: String(w), height: String(height), viewBox: `0 0 ${w} ${height}`, role: "img", "aria-label": "Mutations between machines" });
-  const defs = el("defs", {}, svg);
-  const marker = el("marker", { id: "seq-arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto-start-reverse" }, defs);
-  el("path", { d: "M0,0 L10,5 L0,10 z", class: "seq-mk" }, marker);
+  const root = svg("svg", { class: "sequence", width: String(w), height: String(height), viewBox: `0 0 ${w} ${height}`, role: "img", "aria-label": "Mutations between machines" });
+  const defs = svg("defs", {}, root);
+  const marker = svg("marker", { id: "seq-arrow", viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto-start-reverse" }, defs);
+  svg("path", { d: "M0,0 L10,5 L0,10 z", class: "seq-mk" }, marker);
   const x = (id) => 12 + laneW * lanes.indexOf(id) + laneW / 2;
   for (const id of lanes) {
     const cx = x(id);
-    el("line", { x1: cx, y1: HEAD - 6, x2: cx, y2: height - 8, class: "lifeline" }, svg);
-    const label = el("text", { x: cx, y: 18, class: "lane", "text-anchor": "middle" }, svg);
+    svg("line", { x1: cx, y1: HEAD - 6, x2: cx, y2: height - 8, class: "lifeline" }, root);
+    const label = svg("text", { x: cx, y: 18, class: "lane", "text-anchor": "middle" }, root);
     label.textContent = laneName(session, id, laneW);
-    const sub = el("text", { x: cx, y: 34, class: "lane-sub", "text-anchor": "middle" }, svg);
+    const sub = svg("text", { x: cx, y: 34, class: "lane-sub", "text-anchor": "middle" }, root);
     sub.textContent = laneSub(session, id, laneW);
   }
   shown.forEach((m, k) => {
@@ -75,20 +67,20 @@ export function renderSequence(session, selected, go, width) {
     const x1 = x(m.from);
     const x2 = x(m.to);
     const dir = x2 > x1 ? 1 : -1;
-    const g = el("g", { class: `msg${m.effect === selected || m.cause === selected ? " selected" : ""}${m.effect.accepted ? "" : " canceled"}`, tabindex: "0" }, svg);
-    el("rect", { x: Math.min(x1, x2) - 6, y: y - ROW / 2 - 4, width: Math.abs(x2 - x1) + 12, height: ROW, rx: 6, class: "hit" }, g);
-    el("line", { x1: x1 + dir * 4, y1: y, x2: x2 - dir * 6, y2: y, class: "arrow", "marker-end": "url(#seq-arrow)" }, g);
-    el("circle", { cx: x1, cy: y, r: 3.5, class: "dot" }, g);
-    const label = el("text", { x: (x1 + x2) / 2, y: y - 7, class: "msg-label", "text-anchor": "middle" }, g);
+    const g = svg("g", { class: `msg${m.effect === selected || m.cause === selected ? " selected" : ""}${m.effect.accepted ? "" : " canceled"}`, tabindex: "0" }, root);
+    svg("rect", { x: Math.min(x1, x2) - 6, y: y - ROW / 2 - 4, width: Math.abs(x2 - x1) + 12, height: ROW, rx: 6, class: "hit" }, g);
+    svg("line", { x1: x1 + dir * 4, y1: y, x2: x2 - dir * 6, y2: y, class: "arrow", "marker-end": "url(#seq-arrow)" }, g);
+    svg("circle", { cx: x1, cy: y, r: 3.5, class: "dot" }, g);
+    const label = svg("text", { x: (x1 + x2) / 2, y: y - 7, class: "msg-label", "text-anchor": "middle" }, g);
     label.textContent = clip(`${mutationLabel(m.effect)}${m.effect.accepted ? "" : " ✕"}`, Math.abs(x2 - x1) - 16);
-    const title = el("title", {}, g);
+    const title = svg("title", {}, g);
     title.textContent = `${clockTime(m.effect.t)} ${m.from} → ${m.to}: ${mutationLabel(m.effect)}`;
     const open = () => go(m.effect);
     g.addEventListener("click", open);
     g.addEventListener("keydown", (e) => e.key === "Enter" && open());
   });
   const note = start > 0 || start + WINDOW < all.length ? h("p.muted.seq-note", {}, `${shown.length} of ${all.length} calls, around the selected transition`) : null;
-  return h("div.seq-wrap", {}, note, svg);
+  return h("div.seq-wrap", {}, note, root);
 }
 
 function nearest(all, t) {
