@@ -115,31 +115,37 @@ class Outbox:
     def push(self, item: _Rec | Message) -> None:
         items = self._items
         if len(items) >= self.limit:
-            self._drop_oldest()
+            oldest = items[0]
+            if type(oldest) is tuple:  # the common case, inline: a full outbox drops each time
+                items.popleft()
+                gap = self._gaps.get(oldest[_MACH])
+                if gap is None:
+                    gap = self._gaps[oldest[_MACH]] = _Gap()
+                gap.count += 1
+                gap.ticks.update(oldest[_TICKS])
+                self.dropped_total += 1
+            else:
+                self._drop_after_messages()
         items.append(item)
         if (len(items) == 1 or self.wanted) and self.on_ready is not None:
             self.on_ready()
 
-    def _drop_oldest(self) -> None:
+    def _drop_after_messages(self) -> None:
+        """Schema and dispose messages stay: drop the first transition after them."""
         items = self._items
-        rec: _Rec | Message | None
-        if isinstance(items[0], tuple):
+        kept: list[Message] = []
+        while items and not isinstance(items[0], tuple):
+            kept.append(items.popleft())  # type: ignore[arg-type]
+        if items:
             rec = items.popleft()
-        else:  # schema and dispose messages stay: drop the first transition after them
-            kept: list[Message] = []
-            while items and not isinstance(items[0], tuple):
-                kept.append(items.popleft())  # type: ignore[arg-type]
-            rec = items.popleft() if items else None
-            items.extendleft(reversed(kept))
-            if rec is None:
-                return
-        assert isinstance(rec, tuple)
-        gap = self._gaps.get(rec[_MACH])
-        if gap is None:
-            gap = self._gaps[rec[_MACH]] = _Gap()
-        gap.count += 1
-        gap.ticks.update(rec[_TICKS])
-        self.dropped_total += 1
+            assert isinstance(rec, tuple)
+            gap = self._gaps.get(rec[_MACH])
+            if gap is None:
+                gap = self._gaps[rec[_MACH]] = _Gap()
+            gap.count += 1
+            gap.ticks.update(rec[_TICKS])
+            self.dropped_total += 1
+        items.extendleft(reversed(kept))
 
     def set_schema(self, msg: Message) -> None:
         """Queue a schema message (once sent, new connections start with it)."""
