@@ -1,9 +1,10 @@
 """am-dbg's server: machines stream in at ``/dbg``, inspectors watch at ``/ui``, the page at ``/``.
 
 One asyncio ``websockets`` server on one port. Plain HTTP requests get the inspector page (from
-the package: it works offline), ``/api/info`` and ``/export.jsonl.gz``. Inspector connections
-get the whole session first, then every new line as it arrives, batched per event-loop turn; one
-that cannot keep up is closed and reconnects with a fresh copy instead of growing a queue.
+the package: it works offline), ``/api/info`` and ``/export.jsonl.gz``. An inspector connection
+is told where to fetch the session as it was when it connected (``/snapshot/<token>``, once),
+then gets every new line as it arrives, batched per event-loop turn; one that cannot keep up is
+closed and reconnects with a fresh copy instead of growing a queue.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import http
 import json
 import logging
 import mimetypes
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -35,8 +37,9 @@ MACHINES_PATH = "/dbg"
 INSPECTOR_PATH = "/ui"
 MAX_FRAME = 16 << 20
 """Bytes in one frame from a machine, at most."""
-SNAPSHOT_LINES = 2000
-"""Lines per frame when an inspector catches up with the session."""
+FRAME_LINES = 2000
+"""Lines per frame to an inspector."""
+SNAPSHOT_PATH = "/snapshot/"
 MAX_BEHIND = 500_000
 """Lines an inspector may be behind before it is closed (it then reconnects and resyncs)."""
 LOGGED_ERRORS = 5
@@ -74,6 +77,10 @@ class DebugServer:
         """Machine connections open now."""
         self._ws: Server | None = None
         self._watchers: set[_Watcher] = set()
+        self._snapshots: dict[str, bytes] = {}
+        """The session as it was when an inspector connected, by a one-time token: fetched
+        over HTTP (the browser takes it in at network speed; WebSocket frames would be paced
+        by the page's main thread), while the live lines queue on the WebSocket."""
 
     @property
     def url(self) -> str:
@@ -130,6 +137,13 @@ class DebugServer:
                 log.warning("am-dbg: refused an inspector from origin %s", origin)
                 return conn.respond(http.HTTPStatus.FORBIDDEN, "inspector origin not allowed\n")
             return None
+        if path.startswith(SNAPSHOT_PATH):
+            body = self._snapshots.pop(path.removeprefix(SNAPSHOT_PATH), None)
+            if body is None:
+                return conn.respond(http.HTTPStatus.NOT_FOUND, "no such snapshot\n")
+            response = _response(200, body, "application/x-ndjson")
+            response.headers["Access-Control-Allow-Origin"] = "*"  # the token is the secret
+            return response
         if path == "/api/info":
             return _response(200, json.dumps(self.info()).encode(), "application/json")
         if path == "/export.jsonl.gz":
@@ -185,15 +199,13 @@ class DebugServer:
 
     async def _watch(self, ws: ServerConnection) -> None:
         watcher = _Watcher(ws)
-        snapshot = self.session.subscribe(watcher.feed)
+        token = secrets.token_hex(12)
+        self._snapshots[token] = "\n".join(self.session.subscribe(watcher.feed)).encode()
         self._watchers.add(watcher)
         reader = asyncio.create_task(self._commands(ws))
         try:
-            info = dumps({"kind": "server", **self.info()})
-            await ws.send(info)
-            for i in range(0, len(snapshot), SNAPSHOT_LINES):
-                await ws.send("\n".join(snapshot[i : i + SNAPSHOT_LINES]))
-            await ws.send(dumps({"kind": "synced"}))
+            snapshot = SNAPSHOT_PATH.lstrip("/") + token
+            await ws.send(dumps({"kind": "server", **self.info(), "snapshot": snapshot}))
             while not reader.done():
                 await watcher.wake.wait()
                 watcher.wake.clear()
@@ -201,12 +213,13 @@ class DebugServer:
                     await ws.close(1013, "inspector too slow: reconnect to resync")
                     break
                 lines, watcher.pending = watcher.pending, []
-                for i in range(0, len(lines), SNAPSHOT_LINES):
-                    await ws.send("\n".join(lines[i : i + SNAPSHOT_LINES]))
+                for i in range(0, len(lines), FRAME_LINES):
+                    await ws.send("\n".join(lines[i : i + FRAME_LINES]))
         except ConnectionClosed:
             pass
         finally:
             reader.cancel()
+            self._snapshots.pop(token, None)
             self.session.unsubscribe(watcher.feed)
             self._watchers.discard(watcher)
 

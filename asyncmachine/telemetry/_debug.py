@@ -399,9 +399,13 @@ class DebugTracer(Tracer):
         ticks_json = ",".join([f"{_name(names, s)}:{tick}" for s, tick in ticks.items()])
         line = (
             f'{self._json_head}"tx":"{tx_id}","t":{t * 1000:.3f},"type":"{mtype}",'
-            f'"called":{called_json},"ticks":{{{ticks_json}}},"qt":{qt},"queue":{queue_len},'
-            f'"accepted":{"true" if accepted else "false"},"auto":{"true" if auto else "false"}'
+            f'"called":{called_json},"ticks":{{{ticks_json}}},"qt":{qt},'
+            f'"accepted":{"true" if accepted else "false"}'
         )
+        if queue_len:
+            line += f',"queue":{queue_len}'
+        if auto:
+            line += ',"auto":true'  # both left out when 0 and false: the common case
         more: Message = {}
         if not accepted:
             # what it would have done; an accepted one's is the clock after it

@@ -42,6 +42,4 @@ async def feed(dbg: Any) -> AsyncIterator[Feed]:
     from websockets.asyncio.client import connect
 
     async with connect(f"ws://{dbg.addr}/ui", max_size=None) as ws:
-        feed = Feed(ws)
-        await feed.until(lambda msgs: any(m["kind"] == "synced" for m in msgs))
-        yield feed
+        yield await Feed(ws).start(dbg.addr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -80,11 +81,20 @@ def replay(lines: Iterable[str | Msg]) -> dict[str, list[tuple[str, dict[str, in
 
 
 class Feed:
-    """An inspector's connection to am-dbg: every line it was sent, parsed."""
+    """An inspector's connection to am-dbg: every message it got, parsed (the session as it
+    was at connection time, fetched over HTTP as the page does, then the live lines)."""
 
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.msgs: list[Msg] = []
+
+    async def start(self, addr: str) -> Feed:
+        info = json.loads(await self.ws.recv())
+        assert info["kind"] == "server", info
+        url = f"http://{addr}/{info['snapshot']}"
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url).read().decode())
+        self.msgs = [info, *(json.loads(line) for line in text.split("\n") if line)]
+        return self
 
     async def until(self, check: Callable[[list[Msg]], bool], timeout: float = 10.0) -> None:
         """Receive until ``check(msgs)`` holds."""

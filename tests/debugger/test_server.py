@@ -52,8 +52,7 @@ async def test_an_inspector_connecting_later_gets_everything(dbg: Any) -> None:
     toggle(mach, 10)
     assert await tracer.flush()
     async with connect(f"ws://{dbg.addr}/ui") as ws:
-        feed = Feed(ws)
-        await feed.until(lambda m: bool(m) and m[-1]["kind"] == "synced")
+        feed = await Feed(ws).start(dbg.addr)
         assert feed.msgs[0]["kind"] == "server" and feed.msgs[0]["machines"] == 1
         assert len(feed.txs("early")) == 10
 
@@ -97,8 +96,7 @@ async def test_a_stopped_am_dbg_never_stops_the_machines(dbg: Any) -> None:
         from websockets.asyncio.client import connect
 
         async with connect(f"ws://{again.addr}/ui", max_size=None) as ws:
-            feed = Feed(ws)
-            await feed.until(lambda m: bool(m) and m[-1]["kind"] == "synced")
+            feed = await Feed(ws).start(again.addr)
         dropped = [m for m in feed.msgs if m["kind"] == "dropped"]
         assert sum(m["count"] for m in dropped) == outbox.dropped_total
         history = replay(feed.msgs)["steady"]

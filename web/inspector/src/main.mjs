@@ -495,7 +495,8 @@ function wire() {
     e.target.value = "";
   });
   $("#export").addEventListener("click", async () => {
-    const blob = ui.source === "live" && ui.feed?.synced ? await (await fetch(new URL("export.jsonl.gz", feedHttp()))).blob() : await gzipLines(ui.session.lines());
+    const live = ui.source === "live" && ui.feed?.synced;
+    const blob = live ? await (await fetch(new URL("export.jsonl.gz", ui.feed.httpUrl()))).blob() : await gzipLines(ui.session.lines());
     const a = h("a", { href: URL.createObjectURL(blob), download: `am-dbg-${new Date().toISOString().slice(0, 19).replaceAll(":", "")}.jsonl.gz` });
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
@@ -574,13 +575,6 @@ function wire() {
     const file = e.dataTransfer?.files?.[0];
     if (file) openFile(file, file.name);
   });
-}
-
-function feedHttp() {
-  const url = new URL(ui.feed.url);
-  url.protocol = url.protocol === "wss:" ? "https:" : "http:";
-  url.pathname = url.pathname.replace(/ui$/, "");
-  return url;
 }
 
 async function boot() {

@@ -107,8 +107,8 @@ function applyEntry(clock, msg) {
 export class Session {
   constructor() {
     this.machines = new Map();
-    /** tx id -> the transition entry */
-    this.txs = new Map();
+    /** tx id -> the transition entry; built on the first lookup, then kept up to date */
+    this.txs = null;
     /** tx id -> entries it caused (their `source.tx`) */
     this.effects = new Map();
     /** transitions with a source, in arrival order (the sequence view's material) */
@@ -131,10 +131,10 @@ export class Session {
         this.max = msg.max ?? this.max;
         return null;
       case "hello":
-      case "synced":
         return null;
       case "cleared":
         for (const id of msg.ids) this.machines.delete(id);
+        this.txs = null;
         this.linked = this.linked.filter((tx) => this.machines.get(tx.id) === tx.mach);
         return null;
       case "status":
@@ -178,7 +178,7 @@ export class Session {
   }
 
   link(tx) {
-    this.txs.set(tx.tx, tx);
+    this.txs?.set(tx.tx, tx);
     const src = tx.source;
     if (!src) return;
     this.linked.push(tx);
@@ -191,7 +191,16 @@ export class Session {
 
   /** The transition that caused `tx`, if it was streamed. */
   cause(tx) {
-    return tx.source?.tx ? this.txs.get(tx.source.tx) ?? null : null;
+    return tx.source?.tx ? this.byId(tx.source.tx) : null;
+  }
+
+  /** A transition entry by its id (any machine). */
+  byId(id) {
+    if (!this.txs) {
+      this.txs = new Map();
+      for (const mach of this.machines.values()) for (const e of mach.entries) if (e.kind === "tx") this.txs.set(e.tx, e);
+    }
+    return this.txs.get(id) ?? null;
   }
 
   /** Transitions `tx` caused (in this machine or others). */
@@ -204,7 +213,7 @@ export class Session {
     for (const mach of this.machines.values()) {
       const before = mach.entries.slice(0, mach.entries.length - this.max);
       if (mach.trim(this.max)) {
-        for (const e of before) if (e.kind === "tx") this.txs.delete(e.tx);
+        for (const e of before) if (e.kind === "tx") this.txs?.delete(e.tx);
         const gone = new Set(before);
         this.linked = this.linked.filter((tx) => !gone.has(tx));
       }

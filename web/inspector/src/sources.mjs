@@ -63,20 +63,38 @@ export class LiveFeed {
     this.onState("connecting");
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    let reset = false;
-    ws.onmessage = (event) => {
-      if (!reset) {
-        reset = true;
-        this.synced = false;
-        this.onReset();
+    let first = true;
+    let pending = null; // live lines that arrive while the snapshot is fetched
+    ws.onmessage = async (event) => {
+      if (pending) {
+        pending.push(event.data);
+        return;
       }
-      const synced = event.data.endsWith('{"kind":"synced"}');
-      this.onLines(event.data, synced);
-      if (synced) {
-        this.synced = true;
-        this.delay = 250;
-        this.onState("live");
+      if (!first) {
+        this.onLines(event.data, false);
+        return;
       }
+      first = false;
+      this.synced = false;
+      this.onReset();
+      this.onLines(event.data, false); // {"kind": "server", "snapshot": ...}
+      const { snapshot } = JSON.parse(event.data);
+      pending = [];
+      let text = "";
+      try {
+        const res = await fetch(new URL(snapshot, this.httpUrl()));
+        text = res.ok ? await res.text() : "";
+      } catch {
+        ws.close(); // try again from the start
+        return;
+      }
+      if (this.ws !== ws) return;
+      for (const more of pending) text += `\n${more}`;
+      pending = null;
+      this.synced = true;
+      this.delay = 250;
+      this.onLines(text, true);
+      this.onState("live");
     };
     ws.onclose = () => {
       if (this.ws !== ws || this.closed) return;
@@ -84,6 +102,14 @@ export class LiveFeed {
       setTimeout(() => this.open(), this.delay);
       this.delay = Math.min(this.delay * 2, 4000);
     };
+  }
+
+  /** The HTTP address next to the feed (where the snapshot and the export are). */
+  httpUrl() {
+    const url = new URL(this.url);
+    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    url.pathname = url.pathname.replace(/ui$/, "");
+    return url;
   }
 
   send(msg) {
