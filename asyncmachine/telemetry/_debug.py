@@ -263,7 +263,7 @@ class DebugTracer(Tracer):
         self._lines: list[tuple[int, str]] | None = None
         self._json_head = f'{{"kind":"tx","id":{encode(mach.id)},'
         self._json_names: dict[str, str] = {}
-        self._json_called: dict[tuple[str, ...], str] = {}
+        self._json_lists: dict[tuple[str, ...], str] = {}
         self.children: list[DebugTracer] = []
         """Tracers of the submachines made with this machine as parent."""
         self._closed = False
@@ -390,16 +390,10 @@ class DebugTracer(Tracer):
             lines,
         ) = rec
         names = self._json_names
-        key = tuple(called)
-        called_json = self._json_called.get(key)
-        if called_json is None:
-            called_json = "[" + ",".join([_name(names, s) for s in called]) + "]"
-            if len(self._json_called) < 1024:
-                self._json_called[key] = called_json
         ticks_json = ",".join([f"{_name(names, s)}:{tick}" for s, tick in ticks.items()])
         line = (
             f'{self._json_head}"tx":"{tx_id}","t":{t * 1000:.3f},"type":"{mtype}",'
-            f'"called":{called_json},"ticks":{{{ticks_json}}},"qt":{qt},'
+            f'"called":{self._names_json(called)},"ticks":{{{ticks_json}}},"qt":{qt},'
             f'"accepted":{"true" if accepted else "false"}'
         )
         if queue_len:
@@ -412,7 +406,7 @@ class DebugTracer(Tracer):
             more["target"] = list(target)
             more["applied"] = applied
         if handlers:
-            more["handlers"] = handlers
+            line += f',"handlers":{self._names_json(handlers)}'
         if source is not None:
             more["source"] = source if isinstance(source, dict) else _source_dict(source)
         if args:
@@ -424,6 +418,16 @@ class DebugTracer(Tracer):
         if more:
             return line + "," + encode(more)[1:]
         return line + "}"
+
+    def _names_json(self, names: list[str]) -> str:
+        """A list of state or handler names as JSON; the lists a machine repeats are cached."""
+        key = tuple(names)
+        out = self._json_lists.get(key)
+        if out is None:
+            out = "[" + ",".join([_name(self._json_names, n) for n in names]) + "]"
+            if len(self._json_lists) < 1024:
+                self._json_lists[key] = out
+        return out
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything streamed so far was sent (False: not within ``timeout`` s)."""
