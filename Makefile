@@ -9,7 +9,8 @@ PIP_PYODIDE := $(PY) -m pip download --quiet --no-deps --only-binary=:all: --pyt
 NODE_PYODIDE := node --experimental-wasm-stack-switching
 
 .PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
-	testdist node chromium prometheus bench bench-quick demo clean
+	testdist node chromium prometheus bench bench-quick demo clean inspector pytest-inspector \
+	bench-dbg
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check
+test: lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e pytest-inspector netlify-check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asyncmachine tests bench examples tools wasm-demo
@@ -29,11 +30,12 @@ typecheck: $(STAMP)
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
 pytest: $(STAMP) testdist prometheus
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e --ignore=tests/debugger/browser
 
 # the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
 pytest-pyodide: testdist
-	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser --ignore=tests/e2e
+	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser --ignore=tests/e2e \
+		--ignore=tests/debugger/browser
 
 # the JS bridge in headless Chromium (Debian's /usr/bin/chromium)
 pytest-browser: site chromium
@@ -43,6 +45,10 @@ pytest-browser: site chromium
 # fixtures of tests/browser keep an event loop marked as running, which async tests refuse)
 pytest-e2e: site chromium
 	$(PY) -m pytest tests/e2e
+
+# the am-dbg inspector in Chromium, against real am-dbg servers (async Playwright, own process)
+pytest-inspector: site chromium
+	$(PY) -m pytest tests/debugger/browser
 
 node: package.json package-lock.json
 	@[ -d node_modules/pyodide ] || npm ci --no-audit --no-fund
@@ -65,6 +71,11 @@ site: $(STAMP) node
 	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
 	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
 	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
+	mkdir -p build/site/inspector && cp asyncmachine/debugger/static/* build/site/inspector/
+
+# the am-dbg inspector page (web/inspector) bundled into the package; the result is committed
+inspector: node
+	node tools/build_inspector.mjs
 
 # build/testdist: the site's distribution plus pytest, for the suite inside Pyodide
 testdist: site
@@ -76,6 +87,11 @@ bench: $(STAMP)
 	$(PY) -m bench.run --out build/bench/results.jsonl
 	$(PY) -m bench.rpc --out build/bench/rpc.jsonl
 	$(PY) -m bench.telemetry --out build/bench/telemetry.jsonl
+	$(MAKE) bench-dbg
+
+# the am-dbg stream's cost on W1/W3, live latency and the inspector with 100,000 transitions
+bench-dbg: site chromium
+	$(PY) -m bench.dbg --out build/bench/dbg.jsonl
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl

@@ -28,7 +28,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 import asyncmachine as am
-from asyncmachine import rpc
+from asyncmachine import rpc, telemetry
+from asyncmachine.debugger import DebugServer
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = am.schema_from_dict(json.loads((HERE / "upload-schema.json").read_text("utf-8")))
@@ -234,26 +235,40 @@ class DemoServer:
     """Where browsers open the page, e.g. ``http://127.0.0.1:8000/``."""
     machine: am.Machine
     rpc: rpc.Server
+    inspector: DebugServer | None = None
+    """am-dbg, which the machine (and local-mode pages) stream to: "Inspect the machine"."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         """Close the connections, stop listening and dispose the machine (ending its upload)."""
         for task in self._tasks:
             task.cancel()
+        for tracer in self.machine.tracers():
+            if isinstance(tracer, telemetry.DebugTracer) and tracer.stream is not None:
+                await tracer.stream.close()
+        if self.inspector is not None:
+            await self.inspector.stop()
         # a browser's idle spare connection would hold this for websockets' 10 s opening timeout
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.rpc.stop(), STOP_WAIT)
         self.machine.dispose()
 
 
-async def serve(site: Path, host: str = "127.0.0.1", port: int = 0) -> DemoServer:
+async def serve(
+    site: Path, host: str = "127.0.0.1", port: int = 0, inspector: bool = True
+) -> DemoServer:
     """Serve ``site`` (a ``make site`` build) and the shared machine on ``host:port``
-    (port 0 picks a free one)."""
+    (port 0 picks a free one); ``inspector`` also runs am-dbg on a free port of ``host``."""
     if not (site / "index.html").is_file():
         raise FileNotFoundError(f"{site}/index.html is missing: build the site with `make site`")
+    dbg = None
+    found: dict[str, str] = {"rpc": RPC_PATH}
+    if inspector:
+        dbg = DebugServer()
+        await dbg.start(host, 0)
+        found["dbg"] = dbg.url
     # static hosting serves the site's own demo-server.json, which says there is no server
-    found = json.dumps({"rpc": RPC_PATH}).encode()
-    server = rpc.Server(http=StaticSite(site, {"/demo-server.json": found}))
+    server = rpc.Server(http=StaticSite(site, {"/demo-server.json": json.dumps(found).encode()}))
 
     def publish(status: dict[str, Any]) -> None:
         server.send_payload("upload", status, machine=MACHINE_ID)
@@ -263,6 +278,8 @@ async def serve(site: Path, host: str = "127.0.0.1", port: int = 0) -> DemoServe
 
     mach = am.Machine(SCHEMA, id=MACHINE_ID, log_level=am.LogLevel.OPS, logger=forward_log)
     mach.verify_states(ss.names())
+    if dbg is not None:
+        telemetry.debug(mach, dbg.addr)
     uploader = Uploader(publish)
     mach.bind_handlers(uploader)
     mach.add1(ss.Online)
@@ -275,12 +292,14 @@ async def serve(site: Path, host: str = "127.0.0.1", port: int = 0) -> DemoServe
             await asyncio.sleep(STATUS_EVERY)
 
     tasks = [asyncio.get_running_loop().create_task(keep_publishing())]
-    return DemoServer(f"http://{server.host}:{server.port}/", mach, server, tasks)
+    return DemoServer(f"http://{server.host}:{server.port}/", mach, server, dbg, tasks)
 
 
 async def _run(site: Path, host: str, port: int) -> None:
     demo = await serve(site, host, port)
     print(f"upload demo: {demo.url} (open {demo.url}?mode=remote in several tabs)", flush=True)
+    if demo.inspector is not None:
+        print(f"inspector (am-dbg): {demo.inspector.url}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

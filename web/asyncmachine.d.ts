@@ -30,6 +30,10 @@ export interface MachineOptions {
   handlerTimeout?: number;
   /** The state order for `stateNames()`, `stringAll()` and `time()`. */
   states?: string[];
+  /** Stream the machine to am-dbg (the inspector): its `ws://HOST:PORT/dbg` URL, or `true` for
+   * the default `ws://127.0.0.1:6831/dbg`; `"record"` keeps it in the page for test tools.
+   * Transitions never wait for it. */
+  debug?: string | boolean;
 }
 
 /** What handlers and subscribers receive about a transition. */

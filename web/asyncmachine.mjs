@@ -42,13 +42,20 @@ export class Asyncmachine {
     this._module = pyodide.pyimport("asyncmachine._bridge");
     this._rpc = null;
     this.version = pyodide.runPython("import asyncmachine; asyncmachine.__version__");
+    // for test tools (asyncmachine.testing): what the recorded machines did, as JSON lines
+    registry.recording = (greeting = false) => this._module.recording_lines(Boolean(greeting));
+    // ... and all of it as a session file's lines (what the am-dbg inspector opens)
+    registry.session = () => this._module.session_lines();
   }
 
   /** A local machine from a JSON schema: `{Foo: {auto: true, require: ["Bar"]}}`. */
   machine(schema, { logger, ...opts } = {}) {
     const machine = new AsyncMachine({ logger });
+    // streamed to am-dbg: the tab id groups this page's machines in the inspector
+    if (opts.debug) opts.tabId = registry.tabId;
     const pyOpts = JSON.stringify({ ...opts, log: Boolean(logger) });
     machine._attach(this._module.new_bridge(JSON.stringify(schema), pyOpts, machine._notifier));
+    if (registry.recordAll) machine._invoke("record", registry.tabId);
     return machine;
   }
 
@@ -79,6 +86,13 @@ let nextId = 0;
 /** Every live machine of the page by id, for tools and end-to-end tests
  * (`asyncmachine.testing.playwright` reads it). */
 export const registry = (globalThis.__asyncmachine__ ??= { machines: new Map() });
+/** Record every local machine of the page, from now on (test tools read `registry.recording()`). */
+registry.record ??= () => {
+  registry.recordAll = true;
+  for (const m of registry.machines.values()) if (!m._remote && !m._readonly && m._bridge) m._invoke("record", registry.tabId);
+};
+/** One random id per page, for tools that group machines by tab (am-dbg). */
+registry.tabId ??= Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** A machine with the api.md surface in camelCase (local, or remote when made by `connect`). */
 export class AsyncMachine {
