@@ -51,12 +51,14 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, and the bridge
+# build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, a memory snapshot
+# of Python with asyncmachine imported, the bridge and the demo
 site: $(STAMP) node
 	rm -rf build/wheel build/site
 	$(PY) -m pip wheel --quiet --no-deps -w build/wheel .
 	$(PIP_PYODIDE) -r tools/pyodide-requirements.txt -d build/pywheels
 	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
+	node tools/make_snapshot.mjs build/site/pyodide asyncmachine.diagram
 	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
 	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
 

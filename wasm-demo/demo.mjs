@@ -5,6 +5,13 @@
 import { loadAsyncmachine, Executed } from "./asyncmachine.mjs";
 import { SAMPLES, Uploader, formatSize } from "./uploader.mjs";
 
+// Python starts first (from a memory snapshot, see tools/make_snapshot.mjs): the rest of the page
+// is quick next to it. index.html preloads the files it needs.
+const loadingPython = loadAsyncmachine({
+  indexURL: "pyodide/",
+  snapshot: "pyodide/asyncmachine-snapshot.bin.gz",
+});
+
 const MACHINE_ID = "upload";
 const LOG_LINES = 300;
 const CONNECT_TIMEOUT = 5;
@@ -348,7 +355,7 @@ $("#own-file").addEventListener("change", (event) => {
 });
 
 connection.textContent = "Loading Python (Pyodide)…";
-const am = await loadAsyncmachine({ indexURL: "pyodide/" });
+const am = await loadingPython;
 const toMermaid = am.pyodide.runPython(`
 import json
 from asyncmachine import schema_from_dict

@@ -20,19 +20,56 @@ export class AsyncMachineError extends Error {
   }
 }
 
-/** Load Pyodide from `indexURL` (a self-hosted distribution) and the asyncmachine wheel. */
-export async function loadAsyncmachine({ indexURL, pyodide } = {}) {
+/** Load Pyodide from `indexURL` (a self-hosted distribution) and the asyncmachine wheel; the wheel
+ * downloads while Pyodide boots. `snapshot` (a URL such as "pyodide/asyncmachine-snapshot.bin.gz",
+ * made by tools/make_snapshot.mjs) starts Python from a memory snapshot with asyncmachine already
+ * imported instead of booting it: seconds faster, for one more download. If the snapshot can't be
+ * used, Python boots as usual and a warning says why. */
+export async function loadAsyncmachine({ indexURL, pyodide, snapshot } = {}) {
   if (!indexURL && !pyodide) throw new TypeError("loadAsyncmachine needs indexURL or pyodide");
   let py = pyodide;
   if (!py) {
-    const base = new URL(indexURL, globalThis.location?.href ?? import.meta.url);
+    const page = globalThis.location?.href ?? import.meta.url;
+    const base = new URL(indexURL, page);
     const { loadPyodide } = await import(new URL("pyodide.mjs", base).href);
     // Node wants a file path where the browser wants a URL
     const where = base.protocol === "file:" ? decodeURIComponent(base.pathname) : base.href;
-    py = await loadPyodide({ indexURL: where });
+    const options = { indexURL: where, packages: ["asyncmachine"] };
+    if (snapshot) py = await restoreSnapshot(loadPyodide, options, new URL(snapshot, page));
+    py ??= await loadPyodide(options);
   }
   await py.loadPackage("asyncmachine", { messageCallback: () => {}, errorCallback: console.error });
   return new Asyncmachine(py);
+}
+
+/** Pyodide restored from the snapshot at `url`, or null (with a warning) when it can't be. */
+async function restoreSnapshot(loadPyodide, options, url) {
+  const bytes = readSnapshot(url);
+  bytes.catch(() => {}); // loadPyodide awaits it later: no unhandled rejection meanwhile
+  try {
+    const py = await loadPyodide({ ...options, _loadSnapshot: bytes });
+    // every page restored from one snapshot would otherwise draw the same random numbers
+    py.runPython("import random; random.seed()");
+    return py;
+  } catch (err) {
+    console.warn(`asyncmachine: not starting from the snapshot ${url.href} (${err.message}); booting Python instead`);
+    return null;
+  }
+}
+
+/** The snapshot's bytes; a `.gz` file is inflated here, so any static host can serve it as is. */
+async function readSnapshot(url) {
+  let body;
+  if (url.protocol === "file:") {
+    const { readFile } = await import("node:fs/promises");
+    body = new Blob([await readFile(url)]).stream();
+  } else {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    body = response.body;
+  }
+  if (url.pathname.endsWith(".gz")) body = body.pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
 /** The loaded runtime: a factory of machines. */
