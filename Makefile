@@ -25,7 +25,8 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py
+	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py \
+		tools/precompress.py
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
 pytest: $(STAMP) testdist
@@ -52,7 +53,9 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, a memory snapshot
-# of Python with asyncmachine imported, the bridge and the demo
+# of Python with asyncmachine imported, the bridge and the demo; every file that compresses gets
+# .br/.gz siblings (BROTLI_QUALITY=11 for a deploy: a minute more, cached by content)
+BROTLI_QUALITY ?= 5
 site: $(STAMP) node
 	rm -rf build/wheel build/site
 	$(PY) -m pip wheel --quiet --no-deps -w build/wheel .
@@ -61,6 +64,7 @@ site: $(STAMP) node
 	node tools/make_snapshot.mjs build/site/pyodide asyncmachine.diagram
 	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
 	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
+	$(PY) tools/precompress.py build/site --brotli-quality $(BROTLI_QUALITY) --cache build/.precompress
 
 # build/testdist: the site's distribution plus pytest, for the suite inside Pyodide
 testdist: site

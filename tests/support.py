@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -71,3 +75,13 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     before = others()
     yield
     assert others() == before
+
+
+def import_file(path: Path, name: str) -> ModuleType:
+    """A module from a file outside any package (``tools/*.py``, ``wasm-demo/server.py``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look up their module while the class is built
+    spec.loader.exec_module(module)
+    return module
