@@ -57,9 +57,11 @@ async function restoreSnapshot(loadPyodide, options, url) {
   }
 }
 
-/** The snapshot's bytes; a `.gz` file is inflated here, so any static host can serve it as is. */
+/** The snapshot's bytes. A `.gz` file is inflated here, so any static host can serve it as it is
+ * (unless the host already did, announcing `Content-Encoding`). */
 async function readSnapshot(url) {
   let body;
+  let inflate = url.pathname.endsWith(".gz");
   if (url.protocol === "file:") {
     const { readFile } = await import("node:fs/promises");
     body = new Blob([await readFile(url)]).stream();
@@ -67,8 +69,9 @@ async function readSnapshot(url) {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
     body = response.body;
+    inflate &&= !response.headers.has("Content-Encoding");
   }
-  if (url.pathname.endsWith(".gz")) body = body.pipeThrough(new DecompressionStream("gzip"));
+  if (inflate) body = body.pipeThrough(new DecompressionStream("gzip"));
   return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
