@@ -46,7 +46,7 @@ pytest-e2e: site chromium
 	$(PY) -m pytest tests/e2e
 
 node: package.json package-lock.json
-	@[ -d node_modules/pyodide ] || npm ci --no-audit --no-fund
+	@[ -d node_modules/pyodide ] && [ -d node_modules/xstate ] || npm ci --no-audit --no-fund
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
@@ -72,9 +72,11 @@ testdist: site
 	$(PY) tools/make_dist.py node_modules/pyodide build/testdist build/pywheels/*.whl \
 		build/wheel/*.whl build/pytestwheels/*.whl
 
-bench: $(STAMP)
+bench: $(STAMP) site chromium
 	$(PY) -m bench.run --out build/bench/results.jsonl
 	$(PY) -m bench.rpc --out build/bench/rpc.jsonl
+	$(PY) -m bench.pyodide --out build/bench/pyodide.jsonl
+	$(PY) -m bench.coldstart --out build/bench/coldstart.jsonl
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl
