@@ -20,6 +20,7 @@ from typing import Any
 
 from bench import workloads_am
 from bench.harness import BenchResult, loadavg, run_workload
+from bench.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "build" / "site" / "pyodide"
@@ -122,9 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RunnerError, subprocess.TimeoutExpired) as err:
         print(f"bench.pyodide: {err}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    print(render(rows))
+    write_report(args.out, rows, render(rows))
     return 0
 
 

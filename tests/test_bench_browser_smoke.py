@@ -53,6 +53,7 @@ def test_quick_run_validates_every_system(
     }
     table = capsys.readouterr().out
     assert "| W1 |" in table and "| W3 |" in table and "Pyodide / XState" in table
+    assert out.with_suffix(".md").read_text() == table
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,7 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "build" / "site"
-PAGES = {
-    "/bridge.html": Path(__file__).with_name("bridge.html"),
-    "/snapshot.html": Path(__file__).with_name("snapshot.html"),
-}
+PAGES = {"/bridge.html": Path(__file__).with_name("bridge.html")}
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -14,16 +14,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_run(tmp_path: Path) -> None:
-    out = tmp_path / "coldstart.jsonl"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.coldstart", "--quick", "--out", str(out)],
+def coldstart(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.coldstart", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def test_quick_run(tmp_path: Path) -> None:
+    out = tmp_path / "coldstart.jsonl"
+    proc = coldstart("--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     rows = {r["param"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert sorted(rows) == ["bare-cold", "bare-warm", "demo-cold", "demo-warm"]
@@ -34,24 +38,11 @@ def test_quick_run(tmp_path: Path) -> None:
         # the cold visit fetches the runtime (compressed), the warm one only revalidates
         assert cold > 2_000_000 and warm < 20_000, (page, cold, warm)
     assert "| demo cold / bare loadPyodide cold |" in proc.stdout
+    assert out.with_suffix(".md").read_text().startswith("| page | cache |")
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.coldstart", "--reps", "0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = coldstart("--reps", "0")
     assert proc.returncode == 2 and "--reps must be at least 1" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.coldstart", "--site", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = coldstart("--site", str(tmp_path))
     assert proc.returncode == 1 and "run `make site`" in proc.stderr

@@ -25,7 +25,7 @@ class Console:
 
 @pytest.fixture
 def open_page(browser: Any, site_url: str) -> Iterator[Any]:
-    """Open ``snapshot.html?snapshot=...`` in a fresh context; returns (page, console)."""
+    """Open ``bridge.html?snapshot=...`` in a fresh context; returns (page, console)."""
     contexts = []
 
     def open_page(snapshot: str) -> tuple[Page, Console]:
@@ -35,7 +35,7 @@ def open_page(browser: Any, site_url: str) -> Iterator[Any]:
         console = Console()
         page.on("console", lambda msg: console.messages.append((msg.type, msg.text)))
         page.on("pageerror", lambda err: console.messages.append(("pageerror", str(err))))
-        page.goto(f"{site_url}/snapshot.html?snapshot={snapshot}")
+        page.goto(f"{site_url}/bridge.html?snapshot={snapshot}")
         page.wait_for_function(
             "document.getElementById('status').textContent === 'ready'", timeout=LOAD_TIMEOUT
         )
