@@ -3,14 +3,12 @@
 //
 //   node tools/run_pyodide_bench.mjs [DIST] [--quick] [--only=W1|W3]
 //
-// DIST (default build/site/pyodide) is a distribution folder made by tools/make_dist.py; Python
-// starts from its memory snapshot when there is one (tools/make_snapshot.mjs), as the demo does.
-// The project folder is mounted at /project for the `bench` package; asyncmachine itself is
-// imported from the installed wheel, i.e. what ships.
-import { existsSync } from "node:fs";
+// DIST (default build/site/pyodide) is a distribution folder made by tools/make_dist.py. Python
+// boots (no memory snapshot: a restored interpreter runs slower until V8 has compiled its hot wasm
+// functions, which a boot does on the way). The project folder is mounted at /project for the
+// `bench` package; asyncmachine itself is imported from the installed wheel, i.e. what ships.
 import path from "node:path";
-import { pathToFileURL } from "node:url";
-import { loadAsyncmachine } from "../web/asyncmachine.mjs";
+import { loadPyodide } from "pyodide";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -25,11 +23,7 @@ for (const name of only) {
 }
 
 try {
-  const snapshot = path.join(dist, "asyncmachine-snapshot.bin.gz");
-  const { pyodide } = await loadAsyncmachine({
-    indexURL: pathToFileURL(dist).href,
-    snapshot: existsSync(snapshot) ? pathToFileURL(snapshot).href : undefined,
-  });
+  const pyodide = await loadPyodide({ indexURL: dist, packages: ["asyncmachine"] });
   pyodide.FS.mkdirTree("/project");
   pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: path.resolve(".") }, "/project");
   pyodide.setStderr({ batched: (line) => console.error(line) });
