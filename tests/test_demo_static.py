@@ -78,6 +78,7 @@ def site(tmp_path: Path) -> Path:
     (site / "pyodide" / "asyncmachine-0.1.0-py3-none-any.whl").write_bytes(MODULE)
     (tmp_path / "secret.txt").write_bytes(b"outside the site")
     precompress.precompress(site, quality=4)
+    (site / "pyodide" / "snapshot.bin.gz").write_bytes(gzip.compress(MODULE))
     return site
 
 
@@ -106,6 +107,18 @@ async def test_the_best_accepted_sibling_is_sent(
     assert reply.headers["vary"] == "Accept-Encoding"
     assert int(reply.headers["content-length"]) == len(reply.body)
     assert reply.decoded() == MODULE
+
+
+@pytest.mark.parametrize(("accept", "coding"), [(BROWSER, "gzip"), ("br", None)])
+async def test_gzip_data_is_announced_when_gzip_is_accepted(
+    client: Client, accept: str, coding: str | None
+) -> None:
+    reply = await client.get("/pyodide/snapshot.bin.gz", Accept_Encoding=accept)
+    assert (reply.status, reply.headers.get("content-encoding")) == (200, coding)
+    assert reply.headers["content-type"] == "application/octet-stream"
+    assert gzip.decompress(reply.body) == MODULE  # the file's bytes either way
+    if coding:
+        assert reply.decoded() == MODULE
 
 
 async def test_a_file_without_siblings_is_sent_as_it_is(client: Client) -> None:

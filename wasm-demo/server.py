@@ -207,14 +207,19 @@ class StaticSite:
         return self.file_response(path, file, request.headers)
 
     def file_response(self, path: str, file: Path, request: Headers) -> Response:
-        """``file``, or its precompressed sibling when the request accepts that coding; 304 when
-        the request's ``If-None-Match`` holds the ETag of what it would get."""
+        """``file``, or its precompressed sibling when the request accepts that coding (a ``.gz``
+        file is its own); 304 when ``If-None-Match`` holds the ETag of what it would get."""
         siblings = {
             coding: sibling
             for coding, suffix in PRECOMPRESSED.items()
             if (sibling := file.with_name(file.name + suffix)).is_file()
         }
-        coding = choose_coding(request.get("Accept-Encoding", ""), list(siblings))
+        accept = request.get("Accept-Encoding", "")
+        if file.suffix == ".gz" and choose_coding(accept, ["gzip"]):
+            # gzip data itself (the memory snapshot), announced as such, as Apache does: the
+            # browser inflates it while it arrives, off the page's thread
+            siblings, file = {"gzip": file}, file.with_suffix("")
+        coding = choose_coding(accept, list(siblings))
         variant = siblings[coding] if coding else file
         stat = variant.stat()
         etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}{"-" + coding if coding else ""}"'
