@@ -4,8 +4,8 @@
 //   node tools/run_pyodide_bench.mjs [DIST] [--quick] [--only=W1|W3]
 //
 // DIST (default build/site/pyodide) is a distribution folder made by tools/make_dist.py. Python
-// boots (no memory snapshot: a restored interpreter runs slower until V8 has compiled its hot wasm
-// functions, which a boot does on the way). The project folder is mounted at /project for the
+// boots: an interpreter restored from the memory snapshot ran these loops 2.5-3x slower (V8 had
+// not optimized it yet, see bench/README.md). The project folder is mounted at /project for the
 // `bench` package; asyncmachine itself is imported from the installed wheel, i.e. what ships.
 import path from "node:path";
 import { loadPyodide } from "pyodide";

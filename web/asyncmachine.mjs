@@ -23,9 +23,9 @@ export class AsyncMachineError extends Error {
 /** Load Pyodide from `indexURL` (a self-hosted distribution) and the asyncmachine wheel; the wheel
  * downloads while Pyodide boots. `snapshot` (a URL such as "pyodide/asyncmachine-snapshot.bin.gz",
  * made by tools/make_snapshot.mjs) starts Python from a memory snapshot with asyncmachine already
- * imported instead of booting it: seconds faster, for one more download (and a first long-running
- * Python call runs slower: V8 has not optimized the interpreter yet). If the snapshot can't be
- * used, Python boots as usual and a warning says why. */
+ * imported instead of booting it: seconds faster, for one more download (and a long computation
+ * right after may run slower: V8 has not optimized the interpreter yet, see bench/README.md). If
+ * the snapshot can't be used, Python boots as usual and a warning says why. */
 export async function loadAsyncmachine({ indexURL, pyodide, snapshot } = {}) {
   if (!indexURL && !pyodide) throw new TypeError("loadAsyncmachine needs indexURL or pyodide");
   let py = pyodide;
