@@ -1,25 +1,26 @@
 """W1 and W3 inside Pyodide against XState v5 on the same V8, and against CPython, in one run.
 
 ``python -m bench.pyodide [--quick] [--out build/bench/pyodide.jsonl] [--dist build/site/pyodide]``
-runs, one after another: the two workloads on CPython (this interpreter), then per workload the
-same code inside Pyodide under Node (``tools/run_pyodide_bench.mjs``) and XState's version under
-the same Node (``bench/xstate/run.mjs``), back to back so that a busy machine skews both alike. It
-writes every result as a JSON line and prints the rates with the browser targets: Pyodide/XState
->= 0.5 for W1 and >= 1.0 for W3.
+runs the two workloads on CPython (this interpreter), then in one Node process
+(``tools/run_pyodide_bench.mjs``) the same code inside Pyodide and XState's version
+(``bench/xstate/workloads.mjs``), rep by rep in turn so that a machine that gets busier or quieter
+weighs on both alike. It writes every result as a JSON line and prints the rates with the browser
+targets: Pyodide/XState >= 0.5 for W1 and >= 1.0 for W3.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench import workloads_am
-from bench.harness import BenchResult, loadavg, run_workload
+from bench.harness import BenchResult, Timer, ValidationError, loadavg, run_workload
 from bench.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,25 +38,43 @@ class RunnerError(RuntimeError):
     """A Node runner failed or printed something other than result lines."""
 
 
-def measure(
-    quick: bool = False, system: str = CPYTHON, only: Sequence[str] = tuple(N_FULL)
-) -> list[BenchResult]:
-    """W1 and/or W3 in this interpreter (CPython, or Pyodide when the Node runner calls it)."""
+MAKERS = {"W1": workloads_am.w1, "W3": workloads_am.w3}
+
+
+def measure(quick: bool = False) -> list[BenchResult]:
+    """W1 and W3 on CPython."""
     sizes = N_QUICK if quick else N_FULL
-    makers = {"W1": workloads_am.w1, "W3": workloads_am.w3}
     extra = {"python": sys.version.split()[0], "platform": sys.platform, "quick": quick}
     return [
-        run_workload(
-            system, name, "", sizes[name], UNITS[name], makers[name](sizes[name]), extra=extra
-        )
-        for name in only
+        run_workload(CPYTHON, name, "", n, UNITS[name], MAKERS[name](n), extra=extra)
+        for name, n in sizes.items()
     ]
 
 
-def _node(args: list[str], what: str) -> list[dict[str, Any]]:
-    """Run a Node runner; its stdout is JSON lines, its stderr (progress) goes to ours."""
+def one_rep(name: str, n: int) -> Callable[[], int]:
+    """What the Node runner calls once per rep inside Pyodide: a fresh machine, the timed region
+    in ns (``gc.collect()`` first, as ``run_workload`` does), the workload's own checks."""
+    rep = MAKERS[name](n)
+
+    def run() -> int:
+        gc.collect()
+        timer = Timer()
+        rep(timer)
+        if timer.ns <= 0:
+            raise ValidationError(f"{PYODIDE} {name}: empty timed region")
+        return timer.ns
+
+    return run
+
+
+def in_node(dist: Path, quick: bool) -> list[dict[str, Any]]:
+    """W1 and W3 inside Pyodide and on XState in one Node process, from the distribution
+    folder ``dist``."""
+    if not (dist / "pyodide-lock.json").is_file():
+        raise RunnerError(f"{dist} has no pyodide-lock.json: build it with `make site`")
+    args = ["node", "--expose-gc", str(ROOT / "tools" / "run_pyodide_bench.mjs"), str(dist)]
     proc = subprocess.run(
-        ["node", *args],
+        [*args, "--quick"] if quick else args,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -63,27 +82,11 @@ def _node(args: list[str], what: str) -> list[dict[str, Any]]:
         check=False,
     )
     if proc.returncode != 0:
-        raise RunnerError(f"{what} failed (exit {proc.returncode})")
+        raise RunnerError(f"the Node runner failed (exit {proc.returncode})")
     try:
         return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     except json.JSONDecodeError as err:
-        raise RunnerError(f"{what} printed something that is not a result line: {err}") from err
-
-
-def in_pyodide(dist: Path, quick: bool, name: str) -> list[dict[str, Any]]:
-    """Workload ``name`` inside Pyodide under Node, from the distribution folder ``dist``."""
-    if not (dist / "pyodide-lock.json").is_file():
-        raise RunnerError(f"{dist} has no pyodide-lock.json: build it with `make site`")
-    args = [str(ROOT / "tools" / "run_pyodide_bench.mjs"), str(dist), f"--only={name}"]
-    return _node([*args, "--quick"] if quick else args, "the Pyodide runner")
-
-
-def in_xstate(quick: bool, name: str) -> list[dict[str, Any]]:
-    """XState's version of workload ``name`` under Node, with the N of the Python runs."""
-    n = (N_QUICK if quick else N_FULL)[name]
-    args = ["--expose-gc", str(ROOT / "bench" / "xstate" / "run.mjs"), "--only", name]
-    args += ["--n", f"{name}={n}"]
-    return _node([*args, "--quick"] if quick else args, "the XState runner")
+        raise RunnerError(f"the Node runner printed something that is not a result: {err}") from err
 
 
 def render(rows: Sequence[dict[str, Any]]) -> str:
@@ -115,11 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(f"CPython, load {loadavg()}", file=sys.stderr)
         rows: list[dict[str, Any]] = [json.loads(r.to_json()) for r in measure(args.quick)]
-        for name in N_FULL:
-            print(f"{name}: Pyodide under Node, load {loadavg()}", file=sys.stderr)
-            rows += in_pyodide(args.dist, args.quick, name)
-            print(f"{name}: XState under Node, load {loadavg()}", file=sys.stderr)
-            rows += in_xstate(args.quick, name)
+        print(f"Pyodide and XState in turn under Node, load {loadavg()}", file=sys.stderr)
+        rows += in_node(args.dist, args.quick)
     except (RunnerError, subprocess.TimeoutExpired) as err:
         print(f"bench.pyodide: {err}", file=sys.stderr)
         return 1

@@ -1,14 +1,17 @@
-// Run bench.pyodide's measurement inside Pyodide under Node; prints one JSON result line per
-// workload (progress goes to stderr).
+// W1 and W3 inside Pyodide and on XState, rep by rep in turn, in one Node process (one V8); prints
+// one JSON result line per system and workload (progress goes to stderr).
 //
-//   node tools/run_pyodide_bench.mjs [DIST] [--quick] [--only=W1|W3]
+//   node --expose-gc tools/run_pyodide_bench.mjs [DIST] [--quick] [--only=W1|W3]
 //
 // DIST (default build/site/pyodide) is a distribution folder made by tools/make_dist.py. Python
 // boots: an interpreter restored from the memory snapshot ran these loops 2.5-3x slower (V8 had
 // not optimized it yet, see bench/README.md). The project folder is mounted at /project for the
 // `bench` package; asyncmachine itself is imported from the installed wheel, i.e. what ships.
+// Python times its own reps (bench.pyodide.one_rep), with the Python runs' protocol.
 import path from "node:path";
 import { loadPyodide } from "pyodide";
+import { runInterleaved } from "../bench/xstate/harness.mjs";
+import { N_FULL, N_QUICK, SYSTEM as XSTATE, WORKLOADS, xstateVersion } from "../bench/xstate/workloads.mjs";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -16,7 +19,7 @@ const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length).
 const dist = path.resolve(args.find((a) => !a.startsWith("--")) ?? "build/site/pyodide") + path.sep;
 
 for (const name of only) {
-  if (!["W1", "W3"].includes(name)) {
+  if (!(name in WORKLOADS)) {
     console.error(`run_pyodide_bench: unknown workload "${name}" (W1, W3)`);
     process.exit(2);
   }
@@ -27,14 +30,35 @@ try {
   pyodide.FS.mkdirTree("/project");
   pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: path.resolve(".") }, "/project");
   pyodide.setStderr({ batched: (line) => console.error(line) });
-  const out = pyodide.runPython(`
+  const bench = pyodide.runPython(`
 import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, "/project")
-from bench.pyodide import PYODIDE, measure
-"\\n".join(r.to_json() for r in measure(${quick ? "True" : "False"}, PYODIDE, ${JSON.stringify(only)}))
+import bench.pyodide
+bench.pyodide
 `);
-  console.log(out);
+  const engine = { node: process.version, v8: process.versions.v8, quick };
+  const [python, platform] = pyodide.runPython("import sys; [sys.version.split()[0], sys.platform]").toJs();
+  const sizes = quick ? N_QUICK : N_FULL;
+  for (const name of only) {
+    const n = sizes[name];
+    const pyRep = bench.one_rep(name, n);
+    const { unit, rep } = WORKLOADS[name](n);
+    const results = runInterleaved([
+      {
+        system: bench.PYODIDE,
+        workload: name,
+        n,
+        unit: bench.UNITS.get(name),
+        rep: (timer) => timer.add(pyRep()),
+        extra: { ...engine, python, platform },
+      },
+      { system: XSTATE, workload: name, n, unit, rep, extra: { ...engine, xstate: xstateVersion } },
+    ]);
+    pyRep.destroy();
+    for (const result of results) console.log(JSON.stringify(result));
+  }
+  bench.destroy();
 } catch (err) {
   // a Pyodide error left uncaught makes Node print a line of minified source: keep the message
   console.error(`run_pyodide_bench: ${err.message ?? err}`);

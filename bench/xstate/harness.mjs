@@ -1,6 +1,8 @@
 // The timing protocol of bench/harness.py, for JavaScript peers run by Node (`--expose-gc`):
 // 1 warm-up rep thrown away, then 5 measured reps, a forced GC before each rep and once more right
 // before its first timed region; one JSON line per workload with the same keys as the Python runs.
+// Workloads of two systems can run rep by rep in turn (`runInterleaved`), so that a machine that
+// gets busier or quieter during the run weighs on both alike.
 import { readFileSync } from "node:fs";
 
 /** A workload ended in a state the spec does not allow: the run is invalid. */
@@ -46,6 +48,11 @@ export class Timer {
   stop() {
     this.ns += process.hrtime.bigint() - this.#t0;
   }
+
+  /** Count a timed region measured elsewhere (a rep run by Python inside Pyodide). */
+  add(ns) {
+    this.ns += BigInt(ns);
+  }
 }
 
 const round1 = (x) => Math.round(x * 10) / 10;
@@ -56,20 +63,35 @@ function median(xs) {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-/** Run `warmup` + `reps` reps of `rep(timer)` and summarise the measured ones as a result line. */
-export function runWorkload({ system, workload, param = "", n, unit, rep, reps = 5, warmup = 1, extra = {} }) {
-  const rates = [];
-  const la = loadavg();
-  const wall0 = performance.now();
+/** Run `warmup` + `reps` reps of each spec's `rep(timer)`, taking turns rep by rep (in the other
+ * order every other round), and summarise each spec's measured reps as a result line. A spec:
+ * `{system, workload, param, n, unit, rep, extra}`. */
+export function runInterleaved(specs, { reps = 5, warmup = 1 } = {}) {
+  const runs = specs.map(() => ({ rates: [], wall: 0, loadavg: loadavg() }));
   for (let i = 0; i < warmup + reps; i++) {
-    collectGarbage();
-    const timer = new Timer();
-    rep(timer);
-    if (timer.ns <= 0n) throw new ValidationError(`${system} ${workload} ${param}: empty timed region`);
-    if (i >= warmup) rates.push(n / (Number(timer.ns) / 1e9));
+    const order = specs.map((_, k) => k);
+    if (i % 2) order.reverse();
+    for (const k of order) {
+      const { system, workload, param = "", n, rep } = specs[k];
+      const wall0 = performance.now();
+      collectGarbage();
+      const timer = new Timer();
+      rep(timer);
+      runs[k].wall += performance.now() - wall0;
+      if (timer.ns <= 0n) throw new ValidationError(`${system} ${workload} ${param}: empty timed region`);
+      if (i >= warmup) runs[k].rates.push(n / (Number(timer.ns) / 1e9));
+    }
   }
+  return specs.map((spec, k) => summarise(spec, runs[k]));
+}
+
+/** `runInterleaved` of one spec. */
+export function runWorkload(spec, options) {
+  return runInterleaved([spec], options)[0];
+}
+
+function summarise({ system, workload, param = "", n, unit, extra = {} }, { rates, wall, loadavg: la }) {
   const med = median(rates);
-  const wall = (performance.now() - wall0) / 1000;
   const result = {
     system,
     workload,
@@ -81,13 +103,13 @@ export function runWorkload({ system, workload, param = "", n, unit, rep, reps =
     min_ops_per_sec: round1(Math.min(...rates)),
     max_ops_per_sec: round1(Math.max(...rates)),
     median_ns_per_op: round1(1e9 / med),
-    extra: { ...extra, loadavg_before: la, wall_s: Math.round(wall * 100) / 100 },
+    extra: { ...extra, loadavg_before: la, wall_s: Math.round(wall / 10) / 100 },
   };
   const fmt = (x) => x.toLocaleString("en-US", { maximumFractionDigits: 1 });
   console.error(
     `  ${system.padEnd(20)} ${workload.padEnd(4)} ${(param || "-").padEnd(10)} n=${String(n).padEnd(8)} ` +
       `median ${fmt(result.median_ops_per_sec).padStart(12)} ${unit}/s ` +
-      `(${fmt(result.min_ops_per_sec)}..${fmt(result.max_ops_per_sec)})  ${wall.toFixed(1)} s, load ${la}`,
+      `(${fmt(result.min_ops_per_sec)}..${fmt(result.max_ops_per_sec)})  ${(wall / 1000).toFixed(1)} s, load ${la}`,
   );
   return result;
 }
