@@ -1,5 +1,6 @@
-// W1 and W3 inside Pyodide and on XState, rep by rep in turn, in one Node process (one V8); prints
-// one JSON result line per system and workload (progress goes to stderr).
+// W1 and W3 inside Pyodide and on XState, rep by rep in turn, in one Node process (one V8; XState
+// in a worker thread, a heap of its own); prints one JSON result line per system and workload
+// (progress goes to stderr).
 //
 //   node --expose-gc tools/run_pyodide_bench.mjs [DIST] [--quick] [--only=W1|W3]
 //
@@ -9,6 +10,7 @@
 // `bench` package; asyncmachine itself is imported from the installed wheel, i.e. what ships.
 // Python times its own reps (bench.pyodide.one_rep), with the Python runs' protocol.
 import path from "node:path";
+import { Worker } from "node:worker_threads";
 import { loadPyodide } from "pyodide";
 import { runInterleaved } from "../bench/xstate/harness.mjs";
 import { N_FULL, N_QUICK, SYSTEM as XSTATE, WORKLOADS, xstateVersion } from "../bench/xstate/workloads.mjs";
@@ -25,6 +27,35 @@ for (const name of only) {
   }
 }
 
+/** XState's reps, run by bench/xstate/worker.mjs. */
+class XStateWorker {
+  #worker = new Worker(new URL("../bench/xstate/worker.mjs", import.meta.url));
+  #pending = null;
+
+  constructor() {
+    this.#worker.on("message", ({ ns, error }) => {
+      const { resolve, reject } = this.#pending;
+      this.#pending = null;
+      if (error) reject(new Error(error));
+      else resolve(ns);
+    });
+    this.#worker.on("error", (err) => this.#pending?.reject(err));
+  }
+
+  /** The timed region of one rep of workload `name`, in ns. */
+  rep(name, n) {
+    return new Promise((resolve, reject) => {
+      this.#pending = { resolve, reject };
+      this.#worker.postMessage({ name, n });
+    });
+  }
+
+  stop() {
+    return this.#worker.terminate();
+  }
+}
+
+const xstate = new XStateWorker();
 try {
   const pyodide = await loadPyodide({ indexURL: dist, packages: ["asyncmachine"] });
   pyodide.FS.mkdirTree("/project");
@@ -43,8 +74,7 @@ bench.pyodide
   for (const name of only) {
     const n = sizes[name];
     const pyRep = bench.one_rep(name, n);
-    const { unit, rep } = WORKLOADS[name](n);
-    const results = runInterleaved([
+    const results = await runInterleaved([
       {
         system: bench.PYODIDE,
         workload: name,
@@ -53,7 +83,14 @@ bench.pyodide
         rep: (timer) => timer.add(pyRep()),
         extra: { ...engine, python, platform },
       },
-      { system: XSTATE, workload: name, n, unit, rep, extra: { ...engine, xstate: xstateVersion } },
+      {
+        system: XSTATE,
+        workload: name,
+        n,
+        unit: WORKLOADS[name](n).unit,
+        rep: async (timer) => timer.add(await xstate.rep(name, n)),
+        extra: { ...engine, xstate: xstateVersion },
+      },
     ]);
     pyRep.destroy();
     for (const result of results) console.log(JSON.stringify(result));
@@ -63,4 +100,6 @@ bench.pyodide
   // a Pyodide error left uncaught makes Node print a line of minified source: keep the message
   console.error(`run_pyodide_bench: ${err.message ?? err}`);
   process.exitCode = 1;
+} finally {
+  await xstate.stop();
 }

@@ -2,7 +2,8 @@
 // 1 warm-up rep thrown away, then 5 measured reps, a forced GC before each rep and once more right
 // before its first timed region; one JSON line per workload with the same keys as the Python runs.
 // Workloads of two systems can run rep by rep in turn (`runInterleaved`), so that a machine that
-// gets busier or quieter during the run weighs on both alike.
+// gets busier or quieter during the run weighs on both alike; a rep may run elsewhere (a worker
+// thread, Python inside Pyodide) and report its timed region (`timer.add`).
 import { readFileSync } from "node:fs";
 
 /** A workload ended in a state the spec does not allow: the run is invalid. */
@@ -63,10 +64,10 @@ function median(xs) {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-/** Run `warmup` + `reps` reps of each spec's `rep(timer)`, taking turns rep by rep (in the other
- * order every other round), and summarise each spec's measured reps as a result line. A spec:
- * `{system, workload, param, n, unit, rep, extra}`. */
-export function runInterleaved(specs, { reps = 5, warmup = 1 } = {}) {
+/** Run `warmup` + `reps` reps of each spec's `rep(timer)` (awaited), taking turns rep by rep (in
+ * the other order every other round), and summarise each spec's measured reps as a result line.
+ * A spec: `{system, workload, param, n, unit, rep, extra}`. */
+export async function runInterleaved(specs, { reps = 5, warmup = 1 } = {}) {
   const runs = specs.map(() => ({ rates: [], wall: 0, loadavg: loadavg() }));
   for (let i = 0; i < warmup + reps; i++) {
     const order = specs.map((_, k) => k);
@@ -76,7 +77,7 @@ export function runInterleaved(specs, { reps = 5, warmup = 1 } = {}) {
       const wall0 = performance.now();
       collectGarbage();
       const timer = new Timer();
-      rep(timer);
+      await rep(timer);
       runs[k].wall += performance.now() - wall0;
       if (timer.ns <= 0n) throw new ValidationError(`${system} ${workload} ${param}: empty timed region`);
       if (i >= warmup) runs[k].rates.push(n / (Number(timer.ns) / 1e9));
@@ -86,8 +87,16 @@ export function runInterleaved(specs, { reps = 5, warmup = 1 } = {}) {
 }
 
 /** `runInterleaved` of one spec. */
-export function runWorkload(spec, options) {
-  return runInterleaved([spec], options)[0];
+export async function runWorkload(spec, options) {
+  return (await runInterleaved([spec], options))[0];
+}
+
+/** Run `rep(timer)` after a forced GC with a fresh timer, and return its timed region in ns. */
+export function timeRep(rep) {
+  collectGarbage();
+  const timer = new Timer();
+  rep(timer);
+  return timer.ns;
 }
 
 function summarise({ system, workload, param = "", n, unit, extra = {} }, { rates, wall, loadavg: la }) {

@@ -3,7 +3,8 @@
 //   node --expose-gc bench/xstate/run.mjs [--quick] [--only W1,W3] [--n W1=200000,W3=40000]
 //
 // Prints one JSON line per workload on stdout (progress on stderr). `python -m bench.pyodide` runs
-// the same workloads rep by rep in turn with Pyodide's (tools/run_pyodide_bench.mjs).
+// the same workloads rep by rep in turn with Pyodide's (tools/run_pyodide_bench.mjs, XState in
+// bench/xstate/worker.mjs).
 import { parseArgs } from "node:util";
 import { runWorkload } from "./harness.mjs";
 import { N_FULL, N_QUICK, SYSTEM, WORKLOADS, xstateVersion } from "./workloads.mjs";
@@ -22,7 +23,7 @@ function parseSizes(text) {
   return sizes;
 }
 
-function main(argv) {
+async function main(argv) {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -39,13 +40,13 @@ function main(argv) {
   const extra = { node: process.version, v8: process.versions.v8, xstate: xstateVersion, quick: values.quick };
   for (const name of only) {
     const { unit, rep } = WORKLOADS[name](sizes[name]);
-    const result = runWorkload({ system: SYSTEM, workload: name, n: sizes[name], unit, rep, extra });
+    const result = await runWorkload({ system: SYSTEM, workload: name, n: sizes[name], unit, rep, extra });
     console.log(JSON.stringify(result));
   }
 }
 
 try {
-  main(process.argv.slice(2));
+  await main(process.argv.slice(2));
 } catch (err) {
   console.error(`bench/xstate: ${err.name}: ${err.message}`);
   process.exitCode = 1;
