@@ -26,7 +26,8 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py
+	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py \
+		tools/precompress.py
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
 pytest: $(STAMP) testdist prometheus
@@ -50,8 +51,10 @@ pytest-e2e: site chromium
 pytest-inspector: site chromium
 	$(PY) -m pytest tests/debugger/browser
 
-node: package.json package-lock.json
-	@[ -d node_modules/pyodide ] || npm ci --no-audit --no-fund
+node: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
@@ -63,15 +66,20 @@ prometheus:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
 
-# build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, and the bridge
+# build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, a memory snapshot
+# of Python with asyncmachine imported, the bridge and the demo; every file that compresses gets
+# .br/.gz siblings (BROTLI_QUALITY=11 for a deploy: a minute more, cached by content)
+BROTLI_QUALITY ?= 5
 site: $(STAMP) node
 	rm -rf build/wheel build/site
 	$(PY) -m pip wheel --quiet --no-deps -w build/wheel .
 	$(PIP_PYODIDE) -r tools/pyodide-requirements.txt -d build/pywheels
 	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
+	node tools/make_snapshot.mjs build/site/pyodide asyncmachine.diagram
 	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
 	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
 	mkdir -p build/site/inspector && cp asyncmachine/debugger/static/* build/site/inspector/
+	$(PY) tools/precompress.py build/site --brotli-quality $(BROTLI_QUALITY) --cache build/.precompress
 
 # the am-dbg inspector page (web/inspector) bundled into the package; the result is committed
 inspector: node
@@ -83,10 +91,12 @@ testdist: site
 	$(PY) tools/make_dist.py node_modules/pyodide build/testdist build/pywheels/*.whl \
 		build/wheel/*.whl build/pytestwheels/*.whl
 
-bench: $(STAMP)
+bench: $(STAMP) site chromium
 	$(PY) -m bench.run --out build/bench/results.jsonl
 	$(PY) -m bench.rpc --out build/bench/rpc.jsonl
 	$(PY) -m bench.telemetry --out build/bench/telemetry.jsonl
+	$(PY) -m bench.pyodide --out build/bench/pyodide.jsonl
+	$(PY) -m bench.coldstart --out build/bench/coldstart.jsonl
 	$(MAKE) bench-dbg
 
 # the am-dbg stream's cost on W1/W3, live latency and the inspector with 100,000 transitions

@@ -6,11 +6,14 @@ import asyncio
 import contextlib
 import functools
 import http.server
+import importlib.util
 import re
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -150,3 +153,11 @@ def serve_files(root: Path, pages: dict[str, Path] | None = None) -> Iterator[st
     finally:
         server.shutdown()
         server.server_close()
+def import_file(path: Path, name: str) -> ModuleType:
+    """A module from a file outside any package (``tools/*.py``, ``wasm-demo/server.py``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look up their module while the class is built
+    spec.loader.exec_module(module)
+    return module

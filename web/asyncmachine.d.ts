@@ -151,4 +151,7 @@ export declare const registry: { machines: Map<string, AsyncMachine> };
 export declare function loadAsyncmachine(options: {
   indexURL?: string;
   pyodide?: unknown;
+  /** A memory snapshot made by tools/make_snapshot.mjs (`.gz` is inflated): Python starts from it
+   * instead of booting; if it can't be used, Python boots as usual (with a console warning). */
+  snapshot?: string;
 }): Promise<Asyncmachine>;
