@@ -9,7 +9,8 @@ PIP_PYODIDE := $(PY) -m pip download --quiet --no-deps --only-binary=:all: --pyt
 NODE_PYODIDE := node --experimental-wasm-stack-switching
 
 .PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
-	testdist node chromium prometheus bench bench-quick demo clean
+	testdist node chromium prometheus bench bench-quick demo clean inspector pytest-inspector \
+	bench-dbg
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check
+test: lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e pytest-inspector netlify-check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asyncmachine tests bench examples tools wasm-demo
@@ -25,15 +26,17 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py
+	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py \
+		tools/precompress.py
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
 pytest: $(STAMP) testdist prometheus
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e --ignore=tests/debugger/browser
 
 # the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
 pytest-pyodide: testdist
-	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser --ignore=tests/e2e
+	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser --ignore=tests/e2e \
+		--ignore=tests/debugger/browser
 
 # the JS bridge in headless Chromium (Debian's /usr/bin/chromium)
 pytest-browser: site chromium
@@ -44,8 +47,14 @@ pytest-browser: site chromium
 pytest-e2e: site chromium
 	$(PY) -m pytest tests/e2e
 
-node: package.json package-lock.json
-	@[ -d node_modules/pyodide ] || npm ci --no-audit --no-fund
+# the am-dbg inspector in Chromium, against real am-dbg servers (async Playwright, own process)
+pytest-inspector: site chromium
+	$(PY) -m pytest tests/debugger/browser
+
+node: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
@@ -57,14 +66,24 @@ prometheus:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
 
-# build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, and the bridge
+# build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, a memory snapshot
+# of Python with asyncmachine imported, the bridge and the demo; every file that compresses gets
+# .br/.gz siblings (BROTLI_QUALITY=11 for a deploy: a minute more, cached by content)
+BROTLI_QUALITY ?= 5
 site: $(STAMP) node
 	rm -rf build/wheel build/site
 	$(PY) -m pip wheel --quiet --no-deps -w build/wheel .
 	$(PIP_PYODIDE) -r tools/pyodide-requirements.txt -d build/pywheels
 	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
+	node tools/make_snapshot.mjs build/site/pyodide asyncmachine.diagram
 	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
 	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
+	mkdir -p build/site/inspector && cp asyncmachine/debugger/static/* build/site/inspector/
+	$(PY) tools/precompress.py build/site --brotli-quality $(BROTLI_QUALITY) --cache build/.precompress
+
+# the am-dbg inspector page (web/inspector) bundled into the package; the result is committed
+inspector: node
+	node tools/build_inspector.mjs
 
 # build/testdist: the site's distribution plus pytest, for the suite inside Pyodide
 testdist: site
@@ -72,10 +91,17 @@ testdist: site
 	$(PY) tools/make_dist.py node_modules/pyodide build/testdist build/pywheels/*.whl \
 		build/wheel/*.whl build/pytestwheels/*.whl
 
-bench: $(STAMP)
+bench: $(STAMP) site chromium
 	$(PY) -m bench.run --out build/bench/results.jsonl
 	$(PY) -m bench.rpc --out build/bench/rpc.jsonl
 	$(PY) -m bench.telemetry --out build/bench/telemetry.jsonl
+	$(PY) -m bench.pyodide --out build/bench/pyodide.jsonl
+	$(PY) -m bench.coldstart --out build/bench/coldstart.jsonl
+	$(MAKE) bench-dbg
+
+# the am-dbg stream's cost on W1/W3, live latency and the inspector with 100,000 transitions
+bench-dbg: site chromium
+	$(PY) -m bench.dbg --out build/bench/dbg.jsonl
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl

@@ -213,6 +213,7 @@ class MachineBridge(Bridge):
                 "err": lambda: None if m.err() is None else _jsonable(m.err()),
                 "log": m.log,
                 "whenArgs": lambda state, args, wid: self._wait(wid, m.when_args(state, args)),
+                "record": self._record,
                 "bind": self._bind,
                 "unbind": self._unbind,
             }
@@ -225,6 +226,7 @@ class MachineBridge(Bridge):
         if not isinstance(opts, dict):
             raise BridgeError("options must be an object")
         page: list[Notify] = [notify]
+        debug_url = _debug_url(opts.get("debug"))
 
         def logger(level: LogLevel, msg: str) -> None:
             page[0]("log", str(int(level)), dumps(msg))
@@ -238,6 +240,15 @@ class MachineBridge(Bridge):
         )
         if opts.get("states"):
             machine.verify_states(opts["states"])
+        tab_id = opts.get("tabId") if isinstance(opts.get("tabId"), str) else None
+        if debug_url == "record":
+            from .telemetry._recording import page_recorder
+
+            page_recorder(tab_id).record(machine)
+        elif debug_url:
+            from .telemetry import debug
+
+            debug(machine, debug_url, tab_id=tab_id)
         bridge = cls(machine, notify)
         page[0] = lambda *a: bridge.notify(*a)  # follows the bridge (silenced on dispose)
         return bridge
@@ -274,6 +285,12 @@ class MachineBridge(Bridge):
 
         return handler
 
+    def _record(self, tab_id: str | None = None) -> None:
+        """Record this machine in the page (``recording_lines()`` takes what happened)."""
+        from .telemetry._recording import page_recorder
+
+        page_recorder(tab_id).record(self.machine)
+
     def _unbind(self, binding_id: str) -> None:
         self.machine.detach_handlers(str(binding_id))
 
@@ -293,6 +310,41 @@ def new_bridge(schema_json: str, opts_json: str, notify: Notify) -> MachineBridg
         return error_envelope(err)
 
 
+def recording_lines(greeting: bool = False) -> str:
+    """What the page's recorded machines did since the last call, as JSON lines (for test
+    tools); ``greeting`` first repeats every machine's schema with its clock as of then."""
+    from .telemetry._recording import page_recorder
+
+    lines = page_recorder().lines(greeting=greeting)
+    _page_session().receive(_PAGE_CONN[0], "\n".join(lines))
+    return "\n".join(lines)
+
+
+def session_lines() -> str:
+    """Everything the page's recorded machines did, as a session file's lines (what the
+    inspector opens), resolution steps included."""
+    from .telemetry._recording import page_recorder
+
+    session = _page_session()
+    session.receive(_PAGE_CONN[0], "\n".join(page_recorder().lines(greeting=False)))
+    return "\n".join(session.lines())
+
+
+_PAGE_SESSION: list[Any] = []
+_PAGE_CONN: list[Any] = []
+
+
+def _page_session() -> Any:
+    """The page's own am-dbg session store, fed from its recorder."""
+    if not _PAGE_SESSION:
+        from .debugger import Session
+
+        session = Session()
+        _PAGE_SESSION.append(session)
+        _PAGE_CONN.append(session.connect("page"))
+    return _PAGE_SESSION[0]
+
+
 def page_args(args: Any) -> dict[str, Any] | None:
     """Mutation args from the page: an object, or nothing."""
     if args is None:
@@ -304,3 +356,19 @@ def page_args(args: Any) -> dict[str, Any] | None:
 
 def _disposed_notify(kind: str, id: str, payload: str) -> None:
     return None
+
+
+def _debug_url(where: object) -> str:
+    """The ``debug`` option, checked before the machine exists: an am-dbg URL, ``true`` for the
+    default address, ``"record"`` (kept in the page for test tools), or nothing."""
+    if where is None or where is False:
+        return ""
+    if where is True:
+        where = "1"
+    if not isinstance(where, str):
+        raise BridgeError('debug must be an am-dbg URL (ws://HOST:PORT/dbg), true or "record"')
+    if where == "record":
+        return where
+    from .telemetry._debug_stream import dbg_url
+
+    return dbg_url(where)

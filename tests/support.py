@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+import functools
+import http.server
+import importlib.util
+import re
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -85,3 +95,83 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     before = others()
     yield
     assert others() == before
+
+
+@dataclass
+class Watch:
+    """What the pages did that they must not: console errors and requests leaving 127.0.0.1."""
+
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    expected: list[re.Pattern[str]] = field(default_factory=list)
+    """Console errors the current test causes on purpose (the browser reports failed sockets)."""
+
+    def console_error(self, text: str) -> None:
+        if not any(pattern.search(text) for pattern in self.expected):
+            self.errors.append(text)
+
+    def check(self) -> None:
+        """Fail on what was seen since the last check, and start over."""
+        errors, blocked = list(self.errors), list(self.blocked)
+        self.errors.clear()
+        self.blocked.clear()
+        self.expected.clear()
+        assert errors == [], f"console errors: {errors}"
+        assert blocked == [], f"requests left 127.0.0.1: {blocked}"
+
+
+LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
+
+
+async def keep_local(context: Any, watch: Watch) -> None:
+    """Let an (async) Playwright browser context reach 127.0.0.1 only; the rest is blocked and
+    recorded in ``watch``."""
+
+    async def route(route: Any) -> None:
+        if route.request.url.startswith(LOCAL):
+            await route.continue_()
+        else:
+            watch.blocked.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", route)
+
+
+def watch_page(page: Any, watch: Watch) -> Any:
+    """Send a page's console errors and uncaught exceptions to ``watch``."""
+    page.on("console", lambda msg: msg.type == "error" and watch.console_error(msg.text))
+    page.on("pageerror", lambda err: watch.errors.append(str(err)))
+    return page
+
+
+@contextlib.contextmanager
+def serve_files(root: Path, pages: dict[str, Path] | None = None) -> Iterator[str]:
+    """``root`` over HTTP on a free port of 127.0.0.1 (plus ``pages``: URL path -> file), in a
+    thread; yields the base URL."""
+    extra = pages or {}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def translate_path(self, path: str) -> str:
+            page = extra.get(path.split("?")[0])
+            return str(page) if page else super().translate_path(path)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    handler = functools.partial(Handler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+def import_file(path: Path, name: str) -> ModuleType:
+    """A module from a file outside any package (``tools/*.py``, ``wasm-demo/server.py``)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look up their module while the class is built
+    spec.loader.exec_module(module)
+    return module

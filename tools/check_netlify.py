@@ -1,9 +1,10 @@
 """Check netlify.toml offline, as Netlify's own loader reads it (``npx netlify-config --offline``).
 
 Fails on a config error or header syntax errors (Netlify only warns about those and drops the
-header), on a wrong publish folder, and when the headers a path would get differ from what the demo
-needs. Netlify applies every rule that matches a path and joins a header set by two of them into one
-comma-separated value, so each path's headers are computed from all matching rules.
+header), on a wrong publish folder, when the headers a path would get differ from what the demo
+needs, and on a rule that sets ``Content-Encoding`` (a rule cannot depend on what a client
+accepts). Netlify applies every rule that matches a path and joins a header set by two of them into
+one comma-separated value, so each path's headers are computed from all matching rules.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     "/pyodide/python_stdlib.zip": {"Cache-Control": RUNTIME},
     "/pyodide/asyncmachine-0.1.0-py3-none-any.whl": {"Cache-Control": "no-cache"},
     "/pyodide/pyodide-lock.json": {"Cache-Control": "no-cache"},
+    "/pyodide/asyncmachine-snapshot.bin.gz": {"Cache-Control": "no-cache"},
+    # precompressed siblings: served (by their own name only) with Netlify's defaults
+    "/pyodide/pyodide.asm.wasm.br": {},
+    "/demo.mjs.gz": {},
 }
+NEVER = ("Content-Encoding",)
+"""Headers no rule may set: Netlify would send them to every client, whatever it accepts."""
 
 
 def netlify_config() -> dict[str, object]:
@@ -71,8 +78,8 @@ def headers_for(rules: list[dict[str, object]], path: str) -> dict[str, str]:
     return out
 
 
-def main() -> int:
-    config = netlify_config()
+def problems(config: dict[str, object]) -> list[str]:
+    """Everything wrong with a resolved config, as lines for the user."""
     build = config["build"]
     assert isinstance(build, dict)
     errors = []
@@ -84,6 +91,15 @@ def main() -> int:
         got = headers_for(rules, path)
         if got != expected:
             errors.append(f"{path}: headers {got}, expected {expected}")
+    for rule in rules:
+        values = rule["values"]
+        assert isinstance(values, dict)
+        errors += [f"{rule['for']}: sets {name}" for name in values if name.title() in NEVER]
+    return errors
+
+
+def main() -> int:
+    errors = problems(netlify_config())
     if errors:
         print("netlify.toml:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 1

@@ -2,8 +2,16 @@
 // demo server (remote mode, shared by every tab). The page only renders the machine and sends it
 // the user's clicks; buttons are enabled by canAdd1, re-evaluated after every change.
 
-import { loadAsyncmachine, Executed } from "./asyncmachine.mjs";
+import { loadAsyncmachine, Executed, registry } from "./asyncmachine.mjs";
+import { SchemaGraph } from "./inspector/graph.js";
 import { SAMPLES, Uploader, formatSize } from "./uploader.mjs";
+
+// Python starts first (from a memory snapshot, see tools/make_snapshot.mjs): the rest of the page
+// is quick next to it. index.html preloads the files it needs.
+const loadingPython = loadAsyncmachine({
+  indexURL: "pyodide/",
+  snapshot: "pyodide/asyncmachine-snapshot.bin.gz",
+});
 
 const MACHINE_ID = "upload";
 const LOG_LINES = 300;
@@ -22,6 +30,11 @@ const notice = $("#offline-notice");
 const schemaText = await (await fetch("upload-schema.json")).text();
 const schema = JSON.parse(schemaText);
 const stateNames = [...Object.keys(schema), "Exception"];
+/** The demo server's am-dbg, if it runs one (`make demo`): both modes stream to it. */
+const inspector = await fetch("demo-server.json", { cache: "no-store" })
+  .then((res) => res.json())
+  .then((found) => found.dbg ?? null)
+  .catch(() => null);
 
 let session = null; // the running mode
 let starting = 0; // bumped by each start(): a slower, older start gives up
@@ -38,6 +51,8 @@ class LocalSession {
       id: MACHINE_ID,
       logLevel: 3,
       logger: (_level, message) => this.checking || log(message),
+      // streamed to the demo server's am-dbg; without one, recorded here for "Inspect"
+      debug: inspector ? dbgStream(inspector) : "record",
     });
     this.uploader = new Uploader(changed, log);
     this.disposers = [this.machine.bind(this.uploader), this.machine.subscribe(changed)];
@@ -193,6 +208,7 @@ function changed() {
 function render() {
   const machine = session?.machine;
   const clock = machine && !machine.isDisposed ? machine.clock() : null;
+  showGraph(clock);
   for (const [name, chip] of chips) {
     const tick = clock?.[name] ?? 0;
     const active = tick % 2 === 1;
@@ -277,6 +293,44 @@ function log(message) {
   if (follow) logList.scrollTop = logList.scrollHeight;
 }
 
+// ---- the schema graph and the inspector
+
+const graph = new SchemaGraph($("#schema"));
+graph.setSchema(stateNames, { ...schema, Exception: { multi: true } }, "upload");
+let shown = { clock: {}, added: new Set(), removed: new Set() };
+
+/** The graph at `clock`, outlining the last change (kept until the next one). */
+function showGraph(clock) {
+  const now = clock ?? {};
+  const added = new Set();
+  const removed = new Set();
+  for (const [name, tick] of Object.entries(now)) {
+    const was = shown.clock[name];
+    if (was === undefined || was === tick) continue;
+    (tick % 2 ? added : removed).add(name);
+  }
+  if (added.size || removed.size) shown = { clock: now, added, removed };
+  shown.clock = now;
+  graph.update({ clock: now, added: shown.added, removed: shown.removed });
+}
+
+function dbgStream(url) {
+  const ws = new URL("dbg", url);
+  ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
+  return ws.href;
+}
+
+$("#inspect").addEventListener("click", (event) => {
+  if (inspector) {
+    event.currentTarget.href = `${inspector}?machine=${MACHINE_ID}`;
+    return;
+  }
+  // no am-dbg: the static inspector opens what this page recorded, as a file
+  const lines = registry.session?.() ?? "";
+  const file = URL.createObjectURL(new Blob([lines], { type: "application/jsonl" }));
+  event.currentTarget.href = `inspector/?machine=${MACHINE_ID}&file=${encodeURIComponent(file)}`;
+});
+
 // ---- modes
 
 async function start(mode) {
@@ -308,6 +362,7 @@ async function start(mode) {
   session = next;
   if (session) render();
   body.dataset.ready = "true";
+  performance.mark("interactive"); // bench/coldstart.py reads the first one
 }
 
 function switchTo(mode) {
@@ -348,15 +403,7 @@ $("#own-file").addEventListener("change", (event) => {
 });
 
 connection.textContent = "Loading Python (Pyodide)…";
-const am = await loadAsyncmachine({ indexURL: "pyodide/" });
-const toMermaid = am.pyodide.runPython(`
-import json
-from asyncmachine import schema_from_dict
-from asyncmachine.diagram import mermaid
-lambda text: mermaid(schema_from_dict(json.loads(text)))
-`);
-$("#schema").textContent = toMermaid(schemaText);
-toMermaid.destroy();
+const am = await loadingPython;
 $("#modes").disabled = false;
 const requested = new URLSearchParams(location.search).get("mode");
 start(requested === "remote" ? "remote" : "local");

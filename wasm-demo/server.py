@@ -28,7 +28,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 import asyncmachine as am
-from asyncmachine import rpc
+from asyncmachine import rpc, telemetry
+from asyncmachine.debugger import DebugServer
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = am.schema_from_dict(json.loads((HERE / "upload-schema.json").read_text("utf-8")))
@@ -55,6 +56,12 @@ CONTENT_TYPES = {
     ".zip": "application/zip",
     ".ts": "text/plain; charset=utf-8",
 }
+PRECOMPRESSED = {"br": ".br", "gzip": ".gz"}
+"""Content codings served from the siblings tools/precompress.py writes, best first."""
+RUNTIME_CACHE = "public, max-age=604800"
+RUNTIME_SUFFIXES = (".wasm", ".mjs", ".js", ".zip")
+"""Files of /pyodide/ that change only with Pyodide's version (as in netlify.toml); the rest is
+revalidated on every use (its ETag answers 304 while the file is unchanged)."""
 
 
 class UploadStates(am.StatesBase):
@@ -179,7 +186,7 @@ class StaticSite:
     def __init__(self, root: Path, generated: dict[str, bytes] | None = None) -> None:
         self.root = root.resolve()
         self.generated = generated or {}
-        """Paths answered with these bytes (JSON) instead of a file."""
+        """Paths answered with these bytes instead of a file (typed by the path's suffix)."""
 
     def __call__(self, conn: ServerConnection, request: Request) -> Response | None:
         if getattr(request, "method", "GET") != "GET":  # older websockets parse only GETs
@@ -194,12 +201,36 @@ class StaticSite:
                 return conn.respond(HTTPStatus.FORBIDDEN, "cross-origin WebSocket refused\n")
             return None
         if path in self.generated:
-            return _response(self.generated[path], "application/json")
+            return _response(self.generated[path], _content_type(path))
         file = self.resolve(path)
         if file is None:
             return conn.respond(HTTPStatus.NOT_FOUND, "not found\n")
-        content_type = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
-        return _response(file.read_bytes(), content_type)
+        return self.file_response(path, file, request.headers)
+
+    def file_response(self, path: str, file: Path, request: Headers) -> Response:
+        """``file``, or its precompressed sibling when the request accepts that coding (a ``.gz``
+        file is its own); 304 when ``If-None-Match`` holds the ETag of what it would get."""
+        siblings = {
+            coding: sibling
+            for coding, suffix in PRECOMPRESSED.items()
+            if (sibling := file.with_name(file.name + suffix)).is_file()
+        }
+        accept = request.get("Accept-Encoding", "")
+        if file.suffix == ".gz" and choose_coding(accept, ["gzip"]):
+            # gzip data itself (the memory snapshot), announced as such, as Apache does: the
+            # browser inflates it while it arrives, off the page's thread
+            siblings, file = {"gzip": file}, file.with_suffix("")
+        coding = choose_coding(accept, list(siblings))
+        variant = siblings[coding] if coding else file
+        stat = variant.stat()
+        etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}{"-" + coding if coding else ""}"'
+        cache = RUNTIME_CACHE if _is_runtime(path) else "no-cache"
+        headers = [("ETag", etag), ("Cache-Control", cache), ("Vary", "Accept-Encoding")]
+        if etag in _etags(request.get("If-None-Match", "")):
+            return _response(None, None, headers, HTTPStatus.NOT_MODIFIED)
+        if coding:
+            headers.append(("Content-Encoding", coding))
+        return _response(variant.read_bytes(), _content_type(file.name), headers)
 
     def resolve(self, path: str) -> Path | None:
         """The file for a URL path (a folder means its index.html), or None."""
@@ -213,17 +244,55 @@ class StaticSite:
         return file if file.is_file() else None
 
 
-def _response(body: bytes, content_type: str) -> Response:
-    headers = Headers(
-        [
-            ("Date", email.utils.formatdate(usegmt=True)),
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-cache"),
-            ("Connection", "close"),
-        ]
-    )
-    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+def choose_coding(accept_encoding: str, available: Sequence[str]) -> str | None:
+    """The coding of ``available`` (best first) that an ``Accept-Encoding`` value prefers, or
+    None for the file as it is. ``q=0`` refuses a coding; ``*`` stands for the unnamed ones."""
+    accepted: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if coding:
+            accepted[coding.lower()] = q
+    best, best_q = None, 0.0
+    for coding in available:
+        q = accepted.get(coding, accepted.get("*", 0.0))
+        if q > best_q:
+            best, best_q = coding, q
+    return best
+
+
+def _etags(if_none_match: str) -> set[str]:
+    """The entity tags of an ``If-None-Match`` value (weakly compared, as RFC 9110 says)."""
+    return {tag.strip().removeprefix("W/") for tag in if_none_match.split(",") if tag.strip()}
+
+
+def _is_runtime(path: str) -> bool:
+    return path.startswith("/pyodide/") and path.endswith(RUNTIME_SUFFIXES)
+
+
+def _content_type(name: str) -> str:
+    return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+def _response(
+    body: bytes | None,
+    content_type: str | None,
+    headers: Sequence[tuple[str, str]] = (("Cache-Control", "no-cache"),),
+    status: HTTPStatus = HTTPStatus.OK,
+) -> Response:
+    """A response that closes its connection; ``body`` None for a 304."""
+    fields = [("Date", email.utils.formatdate(usegmt=True))]
+    if body is not None and content_type is not None:
+        fields += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    fields += [*headers, ("Connection", "close")]
+    return Response(status.value, status.phrase, Headers(fields), body or b"")
 
 
 @dataclass
@@ -234,26 +303,40 @@ class DemoServer:
     """Where browsers open the page, e.g. ``http://127.0.0.1:8000/``."""
     machine: am.Machine
     rpc: rpc.Server
+    inspector: DebugServer | None = None
+    """am-dbg, which the machine (and local-mode pages) stream to: "Inspect the machine"."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         """Close the connections, stop listening and dispose the machine (ending its upload)."""
         for task in self._tasks:
             task.cancel()
+        for tracer in self.machine.tracers():
+            if isinstance(tracer, telemetry.DebugTracer) and tracer.stream is not None:
+                await tracer.stream.close()
+        if self.inspector is not None:
+            await self.inspector.stop()
         # a browser's idle spare connection would hold this for websockets' 10 s opening timeout
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.rpc.stop(), STOP_WAIT)
         self.machine.dispose()
 
 
-async def serve(site: Path, host: str = "127.0.0.1", port: int = 0) -> DemoServer:
+async def serve(
+    site: Path, host: str = "127.0.0.1", port: int = 0, inspector: bool = True
+) -> DemoServer:
     """Serve ``site`` (a ``make site`` build) and the shared machine on ``host:port``
-    (port 0 picks a free one)."""
+    (port 0 picks a free one); ``inspector`` also runs am-dbg on a free port of ``host``."""
     if not (site / "index.html").is_file():
         raise FileNotFoundError(f"{site}/index.html is missing: build the site with `make site`")
+    dbg = None
+    found: dict[str, str] = {"rpc": RPC_PATH}
+    if inspector:
+        dbg = DebugServer()
+        await dbg.start(host, 0)
+        found["dbg"] = dbg.url
     # static hosting serves the site's own demo-server.json, which says there is no server
-    found = json.dumps({"rpc": RPC_PATH}).encode()
-    server = rpc.Server(http=StaticSite(site, {"/demo-server.json": found}))
+    server = rpc.Server(http=StaticSite(site, {"/demo-server.json": json.dumps(found).encode()}))
 
     def publish(status: dict[str, Any]) -> None:
         server.send_payload("upload", status, machine=MACHINE_ID)
@@ -263,6 +346,8 @@ async def serve(site: Path, host: str = "127.0.0.1", port: int = 0) -> DemoServe
 
     mach = am.Machine(SCHEMA, id=MACHINE_ID, log_level=am.LogLevel.OPS, logger=forward_log)
     mach.verify_states(ss.names())
+    if dbg is not None:
+        telemetry.debug(mach, dbg.addr)
     uploader = Uploader(publish)
     mach.bind_handlers(uploader)
     mach.add1(ss.Online)
@@ -275,12 +360,14 @@ async def serve(site: Path, host: str = "127.0.0.1", port: int = 0) -> DemoServe
             await asyncio.sleep(STATUS_EVERY)
 
     tasks = [asyncio.get_running_loop().create_task(keep_publishing())]
-    return DemoServer(f"http://{server.host}:{server.port}/", mach, server, tasks)
+    return DemoServer(f"http://{server.host}:{server.port}/", mach, server, dbg, tasks)
 
 
 async def _run(site: Path, host: str, port: int) -> None:
     demo = await serve(site, host, port)
     print(f"upload demo: {demo.url} (open {demo.url}?mode=remote in several tabs)", flush=True)
+    if demo.inspector is not None:
+        print(f"inspector (am-dbg): {demo.inspector.url}", flush=True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,6 +30,10 @@ export interface MachineOptions {
   handlerTimeout?: number;
   /** The state order for `stateNames()`, `stringAll()` and `time()`. */
   states?: string[];
+  /** Stream the machine to am-dbg (the inspector): its `ws://HOST:PORT/dbg` URL, or `true` for
+   * the default `ws://127.0.0.1:6831/dbg`; `"record"` keeps it in the page for test tools.
+   * Transitions never wait for it. */
+  debug?: string | boolean;
 }
 
 /** What handlers and subscribers receive about a transition. */
@@ -147,4 +151,7 @@ export declare const registry: { machines: Map<string, AsyncMachine> };
 export declare function loadAsyncmachine(options: {
   indexURL?: string;
   pyodide?: unknown;
+  /** A memory snapshot made by tools/make_snapshot.mjs (`.gz` is inflated): Python starts from it
+   * instead of booting; if it can't be used, Python boots as usual (with a console warning). */
+  snapshot?: string;
 }): Promise<Asyncmachine>;

@@ -20,19 +20,83 @@ export class AsyncMachineError extends Error {
   }
 }
 
-/** Load Pyodide from `indexURL` (a self-hosted distribution) and the asyncmachine wheel. */
-export async function loadAsyncmachine({ indexURL, pyodide } = {}) {
+/** Load Pyodide from `indexURL` (a self-hosted distribution) and the asyncmachine wheel; the wheel
+ * downloads while Pyodide boots. `snapshot` (a URL such as "pyodide/asyncmachine-snapshot.bin.gz",
+ * made by tools/make_snapshot.mjs) starts Python from a memory snapshot with asyncmachine already
+ * imported instead of booting it: seconds faster, for one more download (and a long computation
+ * right after may run slower: V8 has not optimized the interpreter yet, see bench/README.md). If
+ * the snapshot can't be used, Python boots as usual and a warning says why. */
+export async function loadAsyncmachine({ indexURL, pyodide, snapshot } = {}) {
   if (!indexURL && !pyodide) throw new TypeError("loadAsyncmachine needs indexURL or pyodide");
   let py = pyodide;
   if (!py) {
-    const base = new URL(indexURL, globalThis.location?.href ?? import.meta.url);
+    const page = globalThis.location?.href ?? import.meta.url;
+    const base = new URL(indexURL, page);
     const { loadPyodide } = await import(new URL("pyodide.mjs", base).href);
     // Node wants a file path where the browser wants a URL
     const where = base.protocol === "file:" ? decodeURIComponent(base.pathname) : base.href;
-    py = await loadPyodide({ indexURL: where });
+    if (snapshot) {
+      const restored = await restoreSnapshot(loadPyodide, where, base, new URL(snapshot, page));
+      if (restored) return new Asyncmachine(restored);
+    }
+    py = await loadPyodide({ indexURL: where, packages: ["asyncmachine"] });
   }
   await py.loadPackage("asyncmachine", { messageCallback: () => {}, errorCallback: console.error });
   return new Asyncmachine(py);
+}
+
+/** Pyodide restored from the snapshot at `url`, or null (with a warning) when it can't be. */
+async function restoreSnapshot(loadPyodide, indexURL, base, url) {
+  const bytes = readSnapshot(url);
+  bytes.catch(() => {}); // loadPyodide awaits it later: no unhandled rejection meanwhile
+  try {
+    const py = await loadPyodide({ indexURL, _loadSnapshot: bytes });
+    await placeWheel(py, base);
+    // every page restored from one snapshot would otherwise draw the same random numbers
+    py.runPython("import random; random.seed()");
+    return py;
+  } catch (err) {
+    console.warn(`asyncmachine: not starting from the snapshot ${url.href} (${err.message}); booting Python instead`);
+    return null;
+  }
+}
+
+/** Put the lock's asyncmachine wheel where the snapshot's interpreter imported it from: a zip on
+ * `sys.path` whose path ends in `/<sha256>/<file name>`. Its modules are in memory already; the
+ * ones not imported yet are read from the zip (no unpacking, no Python to run). */
+async function placeWheel(py, base) {
+  const { file_name: name, sha256 } = py.lockfile.packages.asyncmachine;
+  const where = py.runPython(
+    `import sys; next((p for p in sys.path if p.endswith(${JSON.stringify(`/${sha256}/${name}`)})), None)`,
+  );
+  if (!where) throw new Error(`it was not made from ${name} with the lock's sha256`);
+  const digest = sha256.match(/../g).map((byte) => String.fromCharCode(parseInt(byte, 16)));
+  const wheel = await readBytes(new URL(name, base), { integrity: `sha256-${btoa(digest.join(""))}` });
+  py.FS.mkdirTree(where.slice(0, where.lastIndexOf("/")));
+  py.FS.writeFile(where, wheel);
+}
+
+/** The snapshot's bytes. A `.gz` file is inflated here, so any static host can serve it as it is
+ * (unless the host already did, announcing `Content-Encoding`). */
+function readSnapshot(url) {
+  return readBytes(url, { inflate: url.pathname.endsWith(".gz") });
+}
+
+/** The bytes at `url` (http(s) or, in Node, file), checked against `integrity` when fetched,
+ * gunzipped by `inflate` unless the server said it had encoded them itself. */
+async function readBytes(url, { integrity, inflate = false } = {}) {
+  let body;
+  if (url.protocol === "file:") {
+    const { readFile } = await import("node:fs/promises");
+    body = new Blob([await readFile(url)]).stream();
+  } else {
+    const response = await fetch(url, { integrity });
+    if (!response.ok) throw new Error(`${url.href}: ${response.status} ${response.statusText}`);
+    body = response.body;
+    inflate &&= !response.headers.has("Content-Encoding");
+  }
+  if (inflate) body = body.pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
 /** The loaded runtime: a factory of machines. */
@@ -42,13 +106,20 @@ export class Asyncmachine {
     this._module = pyodide.pyimport("asyncmachine._bridge");
     this._rpc = null;
     this.version = pyodide.runPython("import asyncmachine; asyncmachine.__version__");
+    // for test tools (asyncmachine.testing): what the recorded machines did, as JSON lines
+    registry.recording = (greeting = false) => this._module.recording_lines(Boolean(greeting));
+    // ... and all of it as a session file's lines (what the am-dbg inspector opens)
+    registry.session = () => this._module.session_lines();
   }
 
   /** A local machine from a JSON schema: `{Foo: {auto: true, require: ["Bar"]}}`. */
   machine(schema, { logger, ...opts } = {}) {
     const machine = new AsyncMachine({ logger });
+    // streamed to am-dbg: the tab id groups this page's machines in the inspector
+    if (opts.debug) opts.tabId = registry.tabId;
     const pyOpts = JSON.stringify({ ...opts, log: Boolean(logger) });
     machine._attach(this._module.new_bridge(JSON.stringify(schema), pyOpts, machine._notifier));
+    if (registry.recordAll) machine._invoke("record", registry.tabId);
     return machine;
   }
 
@@ -79,6 +150,13 @@ let nextId = 0;
 /** Every live machine of the page by id, for tools and end-to-end tests
  * (`asyncmachine.testing.playwright` reads it). */
 export const registry = (globalThis.__asyncmachine__ ??= { machines: new Map() });
+/** Record every local machine of the page, from now on (test tools read `registry.recording()`). */
+registry.record ??= () => {
+  registry.recordAll = true;
+  for (const m of registry.machines.values()) if (!m._remote && !m._readonly && m._bridge) m._invoke("record", registry.tabId);
+};
+/** One random id per page, for tools that group machines by tab (am-dbg). */
+registry.tabId ??= Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** A machine with the api.md surface in camelCase (local, or remote when made by `connect`). */
 export class AsyncMachine {

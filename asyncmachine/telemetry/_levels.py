@@ -45,6 +45,14 @@ def severity(level: int, body: str) -> Severity:
     return _BY_LEVEL.get(level, _INFO_CHANGES)
 
 
+_LEVEL_OF = {sev: level for level, sev in _BY_LEVEL.items()}
+
+
+def log_level(sev: Severity) -> int:
+    """The log level a severity came from (an error line: ``CHANGES``)."""
+    return int(_LEVEL_OF.get(sev, LogLevel.CHANGES))
+
+
 def id_prefixes(mach_id: str) -> tuple[str, ...]:
     """The prefixes a machine's log lines start with: ``[<first 5 chars of the id>] `` (the
     default) or ``[<id>] `` (the full id)."""

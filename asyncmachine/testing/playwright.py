@@ -24,7 +24,7 @@ asyncmachine, so it ships in the wheel and loads in Pyodide too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import StateMissingError
 from .._result import Result
@@ -46,6 +46,15 @@ __all__ = [
     "tick",
     "wait_ready",
 ]
+
+
+class _Recording(Protocol):
+    async def pull(self, page: Any) -> None: ...
+
+
+_recording: _Recording | None = None
+"""Set by the pytest plugin (``--am-trace``): the page's machines are recorded from the first
+helper call on, and what they did is taken after each one."""
 
 DEFAULT_TIMEOUT = 5.0
 """Seconds a wait may take before it fails the test."""
@@ -236,6 +245,8 @@ async def _call(
     """Evaluate ``expression`` (JS using ``m`` and ``a``) on the machine, in the page."""
     arg = {**params, "id": machine_id, "connection": connection, "names": names}
     out = await page.evaluate(_CALL % (_FIND, expression), arg)
+    if _recording is not None:
+        await _recording.pull(page)
     if "missing" in out:
         if connection and machine_id in out["missing"]:
             raise LookupError(f"machine {machine_id!r} is local: it has no connection machine")
@@ -279,6 +290,8 @@ async def _wait(
         ) from None
     outcome = await handle.json_value()
     await handle.dispose()
+    if _recording is not None:
+        await _recording.pull(page)
     if outcome is not True:
         raise StateMissingError(outcome["unknown"], machine_id)
 

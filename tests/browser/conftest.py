@@ -5,15 +5,13 @@ These tests run on CPython only (they drive a browser); the suite inside Pyodide
 
 from __future__ import annotations
 
-import functools
-import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import CHROMIUM, CHROMIUM_ARGS
+from support import CHROMIUM, CHROMIUM_ARGS, serve_files
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -22,28 +20,12 @@ SITE = ROOT / "build" / "site"
 PAGES = {"/bridge.html": Path(__file__).with_name("bridge.html")}
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the built site, plus this folder's test pages."""
-
-    def translate_path(self, path: str) -> str:
-        page = PAGES.get(path.split("?")[0])
-        return str(page) if page else super().translate_path(path)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture(scope="session")
 def site_url() -> Iterator[str]:
     if not (SITE / "pyodide" / "pyodide-lock.json").exists():
         pytest.fail("build/site is missing: run `make site` first")
-    handler = functools.partial(_Handler, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_files(SITE, PAGES) as url:  # the built site, plus this folder's test pages
+        yield url
 
 
 class PageWatch:

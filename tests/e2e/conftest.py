@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from support import CHROMIUM, CHROMIUM_ARGS
+from support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Watch,
+    keep_local,
+    watch_page,
+)
 
 async_api = pytest.importorskip("playwright.async_api")
 pytest.importorskip("websockets")
@@ -81,20 +85,6 @@ class Demo:
         self.server = await demo_server.serve(SITE, "127.0.0.1", self.port)
 
 
-@dataclass
-class Watch:
-    """What the pages did that they must not: console errors and requests leaving 127.0.0.1."""
-
-    errors: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-    expected: list[re.Pattern[str]] = field(default_factory=list)
-    """Console errors the current test causes on purpose (the browser reports failed sockets)."""
-
-    def console_error(self, text: str) -> None:
-        if not any(pattern.search(text) for pattern in self.expected):
-            self.errors.append(text)
-
-
 @pytest.fixture(scope="session")
 def site() -> Path:
     if (
@@ -121,29 +111,16 @@ def watch() -> Watch:
 def no_errors_and_no_leaks(watch: Watch) -> Iterator[None]:
     """Fail the test during which a page logged an error or tried to leave 127.0.0.1."""
     yield
-    errors, blocked = list(watch.errors), list(watch.blocked)
-    watch.errors.clear()
-    watch.blocked.clear()
-    watch.expected.clear()
-    assert errors == [], f"console errors: {errors}"
-    assert blocked == [], f"requests left 127.0.0.1: {blocked}"
+    watch.check()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def context(watch: Watch) -> AsyncIterator[Any]:
     """One browser context (each tab starts its own Pyodide) that only reaches 127.0.0.1."""
-
-    async def local_only(route: Any) -> None:
-        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:")):
-            await route.continue_()
-        else:
-            watch.blocked.append(route.request.url)
-            await route.abort()
-
     async with async_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = await browser.new_context()
-        await context.route("**/*", local_only)
+        await keep_local(context, watch)
         await context.add_init_script(READY_AT)
         yield context
         await browser.close()
@@ -154,10 +131,7 @@ async def new_page(context: Any, watch: Watch) -> Callable[[], Awaitable[Page]]:
     """Open a tab whose console errors go to the watch."""
 
     async def new_page() -> Page:
-        page = await context.new_page()
-        page.on("console", lambda msg: msg.type == "error" and watch.console_error(msg.text))
-        page.on("pageerror", lambda err: watch.errors.append(str(err)))
-        return page
+        return watch_page(await context.new_page(), watch)
 
     return new_page
 
