@@ -4,19 +4,20 @@ A Python port of asyncmachine-go. ``import asyncmachine as am``, then build an `
 schema of ``am.State`` definitions.
 """
 
-from ._ctx import Ctx
+from ._ctx import Ctx, StateCtxInfo
 from ._errors import (
     AsyncMachineError,
     ExceptionStateError,
     HandlerError,
     HandlerTimeoutError,
+    HandlerWarning,
     NestedEvalError,
     SchemaError,
     StateMissingError,
 )
 from ._exception_handler import ExceptionHandler
 from ._log import LogLevel, new_log_args_mapper
-from ._machine import Machine, StateCtxInfo
+from ._machine import Event, Machine
 from ._result import Canceled, Executed, Queued, Result, is_queued
 from ._schema import (
     EXCEPTION,
@@ -48,11 +49,13 @@ from ._tracer import Tracer
 from ._transition import (
     ERR_ARGS_KEY,
     ErrArgs,
-    Event,
+    Explanation,
     Mutation,
+    MutationSource,
     MutationType,
     PanicInfo,
     Transition,
+    current_transition,
 )
 from ._waiter import Waiter
 
@@ -68,11 +71,14 @@ __all__ = [
     "ExceptionHandler",
     "ExceptionStateError",
     "Executed",
+    "Explanation",
     "HandlerError",
     "HandlerTimeoutError",
+    "HandlerWarning",
     "LogLevel",
     "Machine",
     "Mutation",
+    "MutationSource",
     "MutationType",
     "NestedEvalError",
     "PanicInfo",
@@ -89,6 +95,7 @@ __all__ = [
     "Tracer",
     "Transition",
     "Waiter",
+    "current_transition",
     "is_active_tick",
     "is_queued",
     "new_log_args_mapper",
@@ -109,3 +116,14 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def _own_public_classes() -> None:
+    """Public classes report ``asyncmachine`` as their module, where users import them from."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type):
+            obj.__module__ = "asyncmachine"
+
+
+_own_public_classes()

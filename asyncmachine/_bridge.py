@@ -17,10 +17,10 @@ from typing import Any
 
 from ._errors import AsyncMachineError
 from ._log import LogLevel
-from ._machine import Machine
+from ._machine import Event, Machine
 from ._schema import schema_from_dict
 from ._tracer import Tracer
-from ._transition import ErrArgs, Event, Transition
+from ._transition import ErrArgs, Transition
 from ._view import ClockView
 from ._waiter import Waiter
 
@@ -28,7 +28,7 @@ Notify = Callable[[str, str, str], Any]
 """``notify(kind, id, payload_json)``: calls into the page (handlers, waiters, subscribers)."""
 
 
-class PageError(Exception):
+class PageError(AsyncMachineError):
     """An error reported by the page through ``addErr()``."""
 
 

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 DoneCallback = Callable[["Ctx"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StateCtxInfo:
+    """What a state context belongs to: ``Ctx.value`` of ``Machine.new_state_ctx()``."""
+
+    machine_id: str
+    state: str
+    tick: int
 
 
 class Ctx:
@@ -31,6 +41,7 @@ class Ctx:
         return _BACKGROUND
 
     def child(self, value: Any = None) -> Ctx:
+        """A context cancelled together with this one (done at once if this one is)."""
         child = Ctx(value)
         if self._done:
             child._done = True
@@ -40,9 +51,11 @@ class Ctx:
         return child
 
     def done(self) -> bool:
+        """True once cancelled."""
         return self._done
 
     def cancel(self) -> None:
+        """Cancel this context and its children; runs the done callbacks once."""
         if self._done or self is _BACKGROUND:
             return
         self._done = True
@@ -65,6 +78,7 @@ class Ctx:
             self._callbacks[fn] = None
 
     def remove_done_callback(self, fn: DoneCallback) -> None:
+        """Forget a callback added with ``add_done_callback``."""
         self._callbacks.pop(fn, None)
 
     async def wait(self) -> None:

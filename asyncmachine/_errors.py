@@ -48,3 +48,15 @@ class ExceptionStateError(AsyncMachineError):
     def __init__(self, err: BaseException | None, *args: Any) -> None:
         self.err = err
         super().__init__(f"machine entered Exception: {err!r}", *args)
+
+
+class HandlerWarning(UserWarning):
+    """A name on a handler object looks like a handler but matches nothing (``FooEnterr``)."""
+
+
+def is_cancellation(err: BaseException) -> bool:
+    """``asyncio.CancelledError`` (or ``concurrent.futures``'), without importing asyncio."""
+    return any(
+        cls.__name__ == "CancelledError" and cls.__module__.startswith(("asyncio", "concurrent"))
+        for cls in type(err).__mro__
+    )

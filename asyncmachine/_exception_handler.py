@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from ._log import LogLevel
-from ._transition import ERR_ARGS_KEY, ErrArgs, Event
+from ._log import CHANGES
+from ._machine import Event
+from ._transition import ERR_ARGS_KEY, ErrArgs
 
 
 class ExceptionHandler:
-    """A mixin for handler objects: ``ExceptionState`` logs the error at ``CHANGES`` (§8).
+    """A mixin for handler objects: ``ExceptionState`` logs added errors at ``CHANGES``.
 
-    A plain error logs ``[error] <err>``; one raised by a handler logs
-    ``[error:<mutation type>] <called states> (<err>)``. The trace follows on the next lines.
+    ``add_err(err)`` logs ``[error] <err>`` and the trace on the next lines. Errors raised by
+    handlers and tasks are logged by the machine itself when they happen, so they are not logged
+    twice (docs/semantics.md#errors).
     """
 
     def ExceptionState(self, e: Event) -> None:
+        """Log the error this ``Exception`` activation carries."""
         err_args = e.args.get(ERR_ARGS_KEY)
-        if not isinstance(err_args, ErrArgs):
+        if not isinstance(err_args, ErrArgs) or err_args.logged:
             return
-        mach = e.machine
-        if err_args.panic is not None:
-            mut = err_args.panic.transition.mutation
-            msg = f"[error:{mut.type}] {' '.join(err_args.panic.called_states)} ({err_args.err})"
-        else:
-            msg = f"[error] {err_args.err}"
+        msg = f"[error] {err_args.err}"
         if err_args.trace:
             msg += "\n" + err_args.trace.rstrip()
-        mach._log(LogLevel.CHANGES, msg)
+        e.machine._log(CHANGES, msg)

@@ -1,14 +1,18 @@
-"""Handler binding: find an object's handlers by name once, validate them, cache the lookup."""
+"""Handler binding: find an object's handlers by name once, validate them, cache the lookup.
+
+The naming rules are in docs/semantics.md#handlers.
+"""
 
 from __future__ import annotations
 
 import inspect
 import random
 import re
+import warnings
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ._errors import HandlerError
+from ._errors import HandlerError, HandlerWarning
 
 NEGOTIATION_SUFFIXES = ("Enter", "Exit")
 FINAL_SUFFIXES = ("State", "End")
@@ -22,7 +26,7 @@ def is_final(name: str) -> bool:
 
 
 def referenced_states(name: str, states: Collection[str]) -> list[str] | None:
-    """The states a handler name refers to, or ``None`` if it is not a handler name (§5.1)."""
+    """The states a handler name refers to, or ``None`` if it is not a handler name."""
     if name in GLOBAL_HANDLERS:
         return []
     for suffix in _SUFFIXES:
@@ -33,6 +37,19 @@ def referenced_states(name: str, states: Collection[str]) -> list[str] | None:
     for first in states:
         if name.startswith(first) and name[len(first) :] in states:
             return [first, name[len(first) :]]
+    return None
+
+
+def near_miss(name: str, states: Collection[str]) -> str | None:
+    """The state a non-handler name seems meant for (``FooEnterr``: ``Foo``), or ``None``.
+
+    A name that starts with a state name followed by a capital letter, where the rest is neither
+    a handler suffix nor a state, is most likely a misspelt handler.
+    """
+    for state in states:
+        rest = name[len(state) :]
+        if name.startswith(state) and rest[:1].isupper():
+            return state
     return None
 
 
@@ -47,6 +64,7 @@ class Binding:
         states: Collection[str],
         binding_id: str | None,
         prefix: str | None,
+        warn_stacklevel: int = 2,
     ) -> None:
         self.obj = obj
         self.prefix = prefix or ""
@@ -62,10 +80,19 @@ class Binding:
         for attr in _candidate_names(obj):
             event = self.prefix + attr
             refs = referenced_states(event, states)
-            if refs is None:
-                continue
             fn = obj.get(attr) if isinstance(obj, dict) else getattr(obj, attr, None)
             if not callable(fn):
+                continue
+            if refs is None:
+                state = near_miss(event, states)
+                if state is not None:
+                    warnings.warn(
+                        f"{attr} starts with the state {state} but {event[len(state) :]} is "
+                        "neither a handler suffix (Enter, Exit, State, End) nor a state: "
+                        "a misspelt handler?",
+                        HandlerWarning,
+                        stacklevel=warn_stacklevel,
+                    )
                 continue
             missing = [s for s in refs if s not in states]
             if missing:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from enum import IntEnum
 from typing import Any
 
 Logger = Callable[["LogLevel", str], None]
 ArgsMapper = Callable[[Mapping[str, Any]], Mapping[str, str] | None]
-
-_stdlib_logger = logging.getLogger("asyncmachine")
 
 
 class LogLevel(IntEnum):
@@ -27,10 +24,13 @@ class LogLevel(IntEnum):
         return self.name.lower()
 
 
-def stdlib_logger(level: LogLevel, msg: str) -> None:
-    """The default sink: the ``asyncmachine`` logger of the logging module, at INFO."""
-    _stdlib_logger.info(msg)
-
+# The levels as plain ints, for the engine's comparisons (defined here, once).
+NOTHING = int(LogLevel.NOTHING)
+EXTERNAL = int(LogLevel.EXTERNAL)
+CHANGES = int(LogLevel.CHANGES)
+OPS = int(LogLevel.OPS)
+DECISIONS = int(LogLevel.DECISIONS)
+EVERYTHING = int(LogLevel.EVERYTHING)
 
 DEFAULT_LOG_ARGS = ("name", "id", "port", "addr", "err", "path", "url", "uri")
 

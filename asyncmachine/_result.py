@@ -13,6 +13,7 @@ class Result(int):
 
     @property
     def is_queued(self) -> bool:
+        """A queue tick: the mutation waits in the queue."""
         return self > 1
 
     def __str__(self) -> str:

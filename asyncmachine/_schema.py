@@ -55,6 +55,7 @@ class State:
                 raise SchemaError(f"schema error: {name} must be a bool")
 
     def has_tag(self, tag: str) -> bool:
+        """``tag`` is one of the state's tags."""
         return tag in self.tags
 
 
@@ -80,6 +81,7 @@ def states_shared(a: Iterable[str], b: Iterable[str]) -> S:
 
 
 def states_equal(a: Iterable[str], b: Iterable[str]) -> bool:
+    """The same states, in any order."""
     return set(a) == set(b)
 
 
@@ -162,26 +164,29 @@ def check_schema(schema: Mapping[str, Any]) -> None:
 
 
 def parse_schema(schema: Mapping[str, State]) -> tuple[Schema, list[str]]:
-    """Sanitise relations (§1.2) and return the parsed schema plus conflict errors.
+    """Sanitise relations and return the parsed schema plus conflict errors
+    (docs/semantics.md#schema).
 
+    A relation to a state that is not in the schema raises ``SchemaError`` naming both.
     ``Exception`` is added (Multi) before parsing, unlike upstream, so relations to it always work.
     """
     check_schema(schema)
     full: dict[str, State] = dict(schema)
     if EXCEPTION not in full:
         full[EXCEPTION] = State(multi=True)
+    unknown = [
+        f"{name}: {rel} target {x} is not a state"
+        for name, state in full.items()
+        for rel in RELATIONS
+        for x in getattr(state, rel)
+        if x not in full
+    ]
+    if unknown:
+        raise SchemaError("schema error: " + "; ".join(unknown))
     parsed: Schema = {}
     errors: list[str] = []
     for name, state in full.items():
-        remove = [s for s in state.remove if s != name]
-        add: list[str] = []
-        for x in state.add:
-            if x in remove:
-                remove.remove(x)
-            if x in full:
-                add.append(x)
-        after = [s for s in state.after if s != name and s in full]
-        remove = [s for s in remove if s in full]
+        remove = [s for s in state.remove if s != name and s not in state.add]
         for x in state.require:
             if x in remove:
                 errors.append(f"schema error: require-remove conflict for {name} to {x}")
@@ -189,9 +194,9 @@ def parse_schema(schema: Mapping[str, State]) -> tuple[Schema, list[str]]:
             auto=state.auto,
             multi=state.multi,
             require=tuple(dict.fromkeys(state.require)),
-            add=tuple(dict.fromkeys(add)),
+            add=tuple(dict.fromkeys(state.add)),
             remove=tuple(dict.fromkeys(remove)),
-            after=tuple(dict.fromkeys(after)),
+            after=tuple(dict.fromkeys(s for s in state.after if s != name)),
             tags=tuple(dict.fromkeys(state.tags)),
         )
     return parsed, errors

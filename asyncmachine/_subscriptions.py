@@ -1,7 +1,7 @@
-"""Subscriptions: pending waiters indexed by the states that can satisfy them (§10).
+"""Subscriptions: pending waiters indexed by the states that can satisfy them.
 
 After a transition only the waiters on states that changed are looked at, so a machine with many
-states and few waiters pays for the waiters it has, not for its size.
+states and few waiters pays for the waiters it has, not for its size (docs/semantics.md#waiters).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import heapq
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._clock import StateSet
 from ._ctx import Ctx
-from ._waiter import Waiter, cancelled_waiter
+from ._waiter import _RESOLVED, Waiter, cancelled_waiter
 
 Query = Callable[[dict[str, int]], bool]
 
@@ -30,7 +31,8 @@ class _Sub(Waiter):
         ctx: Ctx | None,
         extra: Any = None,
     ) -> None:
-        super().__init__()
+        self._state = 0
+        self._callbacks = None
         self.owner = owner
         self.kind = kind
         self.states = states
@@ -64,6 +66,25 @@ class _Sub(Waiter):
         self._cancel()
 
 
+class _Plain(Waiter):
+    """``when1(state)`` without a ctx: one shared waiter per state, in ``Subscriptions.plain``."""
+
+    __slots__ = ("owner", "state")
+
+    def __init__(self, owner: Subscriptions, state: str) -> None:
+        self._state = 0
+        self._callbacks = None
+        self.owner = owner
+        self.state = state
+
+    def _unlink(self) -> None:
+        """Cancelled (disposal): forget it. A resolved one was already taken out."""
+        owner = self.owner
+        if owner.plain.get(self.state) is self:
+            del owner.plain[self.state]
+            owner.count -= 1
+
+
 class Subscriptions:
     """The machine's pending waiters."""
 
@@ -71,6 +92,7 @@ class Subscriptions:
         "args",
         "count",
         "keys",
+        "plain",
         "queries",
         "queue_ends",
         "queue_heap",
@@ -83,6 +105,9 @@ class Subscriptions:
         self.count = 0
         """Pending subs; 0 lets the engine skip all subscription work."""
         self.keys: dict[Any, _Sub] = {}
+        self.plain: dict[str, _Plain] = {}
+        """``when1(state)`` without a ctx, the common case: one shared waiter per state, resolved
+        without looking at any other state."""
         self.when: dict[str, dict[_Sub, None]] = {}
         self.when_not: dict[str, dict[_Sub, None]] = {}
         self.time: dict[str, dict[_Sub, None]] = {}
@@ -122,6 +147,12 @@ class Subscriptions:
             ctx.add_done_callback(sub.on_ctx_done)
         return sub
 
+    def add_plain(self, state: str) -> Waiter:
+        """``when1(state)`` without a ctx (the caller checked ``plain`` for one to reuse)."""
+        sub = self.plain[state] = _Plain(self, state)
+        self.count += 1
+        return sub
+
     def reuse(self, key: Any) -> Waiter | None:
         sub = self.keys.get(key)
         return sub
@@ -159,12 +190,24 @@ class Subscriptions:
         activated: Sequence[str],
         deactivated: Sequence[str],
         ticked: Sequence[str],
-        active: set[str],
+        active: StateSet,
         clock: dict[str, int],
         queue_tick: int,
     ) -> None:
         """Resolve what an applied transition satisfied, in upstream's order: when, when_not,
         when_time, when_queue, when_query."""
+        plain = self.plain
+        if plain:
+            for s in activated:
+                waiter = plain.pop(s, None)
+                if waiter is not None:  # resolved in place: it is in no other index
+                    waiter._state = _RESOLVED
+                    self.count -= 1
+                    callbacks = waiter._callbacks
+                    if callbacks:
+                        waiter._callbacks = None
+                        for fn in callbacks:
+                            fn(waiter)
         if self.when:
             for s in activated:
                 subs = self.when.get(s)
@@ -215,12 +258,12 @@ class Subscriptions:
 
     def dispose(self) -> None:
         """Cancel every pending waiter."""
-        subs: dict[_Sub, None] = {}
+        subs: dict[Waiter, None] = dict.fromkeys(self.plain.values())
         for index in (self.when, self.when_not, self.time, self.args):
             for group in index.values():
-                subs.update(group)
-        subs.update(self.queries)
-        subs.update(self.queue_ends)
+                subs.update(dict.fromkeys(group))
+        subs.update(dict.fromkeys(self.queries))
+        subs.update(dict.fromkeys(self.queue_ends))
         for sub in subs:
             sub._cancel()
         heap, self.queue_heap = self.queue_heap, []

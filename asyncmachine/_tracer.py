@@ -2,44 +2,58 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._machine import Machine
-    from ._transition import Mutation, Transition
+from ._transition import Mutation, Transition
 
 
 class Tracer:
-    """Base class whose hooks do nothing; override what you need.
+    """Base class whose hooks do nothing; override what you need (docs/semantics.md#tracers).
 
     Hooks run inside the engine, synchronously. An exception raised by a hook is logged and
-    swallowed, so a broken tracer never breaks the machine it watches.
+    swallowed, so a broken tracer never breaks the machine it watches. ``mach``, ``parent`` and
+    ``child`` are ``am.Machine`` objects (typed ``Any`` here so that this module stays below the
+    machine in the import graph; annotate them ``am.Machine`` in your subclass).
     """
 
-    def machine_init(self, mach: Machine) -> None: ...
+    def machine_init(self, mach: Any) -> None:
+        """The machine was built with this tracer in ``tracers=``."""
 
-    def machine_dispose(self, mach_id: str) -> None: ...
+    def machine_dispose(self, mach_id: str) -> None:
+        """The machine was disposed."""
 
-    def new_submachine(self, parent: Machine, child: Machine) -> None: ...
+    def new_submachine(self, parent: Any, child: Any) -> None:
+        """``child`` was built with ``parent=`` this tracer's machine."""
 
-    def verify_states(self, mach: Machine) -> None: ...
+    def verify_states(self, mach: Any) -> None:
+        """``verify_states()`` set a new state order."""
 
-    def schema_change(self, mach: Machine, old_schema: dict[str, Any]) -> None: ...
+    def schema_change(self, mach: Any, old_schema: dict[str, Any]) -> None:
+        """``set_schema()`` replaced ``old_schema``."""
 
-    def mutation_queued(self, mach: Machine, mutation: Mutation) -> None: ...
+    def mutation_queued(self, mach: Any, mutation: Mutation) -> None:
+        """A mutation entered the queue (also one that runs at once on an idle machine)."""
 
-    def transition_init(self, tx: Transition) -> None: ...
+    def transition_init(self, tx: Transition) -> None:
+        """A transition was resolved (target, enters and exits are known)."""
 
-    def transition_start(self, tx: Transition) -> None: ...
+    def transition_start(self, tx: Transition) -> None:
+        """Its negotiation is about to start."""
 
-    def handler_start(self, tx: Transition, binding_id: str, handler_name: str) -> None: ...
+    def handler_start(self, tx: Transition, binding_id: str, handler_name: str) -> None:
+        """A handler is about to be called."""
 
-    def handler_end(self, tx: Transition, binding_id: str, handler_name: str) -> None: ...
+    def handler_end(self, tx: Transition, binding_id: str, handler_name: str) -> None:
+        """A handler returned (or raised)."""
 
-    def transition_finals(self, tx: Transition) -> None: ...
+    def transition_finals(self, tx: Transition) -> None:
+        """The clock was applied; final handlers are next."""
 
-    def transition_end(self, tx: Transition) -> None: ...
+    def transition_end(self, tx: Transition) -> None:
+        """The transition ended, accepted or not."""
 
-    def queue_end(self, mach: Machine) -> None: ...
+    def queue_end(self, mach: Any) -> None:
+        """The queue ran empty."""
 
-    def breakpoint(self, mach: Machine, tx: Transition) -> None: ...
+    def breakpoint(self, mach: Any, tx: Transition) -> None:
+        """``tx`` hit a breakpoint set with ``add_breakpoint()``."""

@@ -40,6 +40,7 @@ class Waiter:
             self._callbacks.append(fn)
 
     def remove_done_callback(self, fn: Callable[[Waiter], None]) -> None:
+        """Forget a callback added with ``add_done_callback``."""
         if self._callbacks is not None and fn in self._callbacks:
             self._callbacks.remove(fn)
 

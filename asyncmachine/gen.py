@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import diagram
-from ._errors import SchemaError
+from ._errors import AsyncMachineError, SchemaError
 from ._schema import EXCEPTION, RELATIONS, Schema, State, schema_from_dict, schema_merge
 from ._states_base import StatesBase
 from .states import BasicSchema, ConnectedSchema, DisposedSchema
@@ -61,7 +61,7 @@ Exit codes: 0 done, 1 a file could not be written, 2 invalid input.
 """
 
 
-class GenError(ValueError):
+class GenError(AsyncMachineError, ValueError):
     """Invalid input for the generator: bad syntax, names or relation targets."""
 
 

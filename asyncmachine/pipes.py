@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from ._errors import StateMissingError
+from ._machine import Event
 from ._result import Executed, Result
 from ._schema import EXCEPTION
-from ._transition import ERR_ARGS_KEY, ErrArgs, Event
+from ._transition import ERR_ARGS_KEY, ErrArgs
 from ._waiter import Waiter
 
 __all__ = [

@@ -17,9 +17,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 from ._ctx import Ctx
+from ._machine import Event
 from ._schema import EXCEPTION, Schema, State
 from ._states_base import StatesBase
-from ._transition import Event
 
 __all__ = [
     "DISPOSED_ARG_HANDLER",

@@ -1,4 +1,4 @@
-"""Timing protocol shared by every system (perf-workloads.md, "Measurement protocol").
+"""Timing protocol shared by every system (bench/README.md, "Protocol").
 
 A workload is a callable ``rep(timer) -> dict | None``. It builds a fresh machine, binds handlers,
 runs the untimed setup, then wraps only the timed region(s) in ``with timer:`` and finally
@@ -95,6 +95,19 @@ def loadavg() -> str:
         return ""
 
 
+@dataclass
+class Run:
+    """One system's workload, ready to run: what ``run_workload`` takes."""
+
+    system: str
+    workload: str
+    param: str
+    n: int
+    unit: str
+    rep: RepFn
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 def run_workload(
     system: str,
     workload: str,
@@ -109,47 +122,70 @@ def run_workload(
     log: TextIO | None = None,
 ) -> BenchResult:
     """Run ``warmup`` + ``reps`` reps of ``rep`` and summarise the measured ones."""
+    run = Run(system, workload, param, n, unit, rep, extra or {})
+    return run_interleaved([run], reps=reps, warmup=warmup, log=log)[0]
+
+
+def run_interleaved(
+    runs: list[Run], *, reps: int = 5, warmup: int = 1, log: TextIO | None = None
+) -> list[BenchResult]:
+    """Runs alternating rep by rep (A, B, A, B, ...), one result each.
+
+    On a shared box the load drifts within seconds; alternating makes it hit every run alike, so
+    their ratio is what the systems differ by, not what the box did meanwhile.
+    """
     log = log if log is not None else sys.stderr
-    rates: list[float] = []
-    extras: dict[str, list[float]] = {}
+    rates: list[list[float]] = [[] for _ in runs]
+    extras: list[dict[str, list[float]]] = [{} for _ in runs]
     la = loadavg()
     wall0 = time.perf_counter()
     for i in range(warmup + reps):
-        gc.collect()
-        timer = Timer()
-        rep_extra = rep(timer) or {}
-        if timer.ns <= 0:
-            raise ValidationError(f"{system} {workload} {param}: empty timed region")
-        if i < warmup:
-            continue
-        rates.append(n / (timer.ns / 1e9))
-        for k, v in rep_extra.items():
-            extras.setdefault(k, []).append(v)
-    med = statistics.median(rates)
-    res = BenchResult(
-        system=system,
-        workload=workload,
-        param=param,
-        n=n,
-        unit=unit,
-        ops_per_sec=[round(r, 1) for r in rates],
-        median_ops_per_sec=round(med, 1),
-        min_ops_per_sec=round(min(rates), 1),
-        max_ops_per_sec=round(max(rates), 1),
-        median_ns_per_op=round(1e9 / med, 1),
-        extra={**(extra or {}), **{k: round(statistics.median(v), 1) for k, v in extras.items()}},
-    )
+        for k, run in enumerate(runs):
+            gc.collect()
+            timer = Timer()
+            rep_extra = run.rep(timer) or {}
+            if timer.ns <= 0:
+                raise ValidationError(
+                    f"{run.system} {run.workload} {run.param}: empty timed region"
+                )
+            if i < warmup:
+                continue
+            rates[k].append(run.n / (timer.ns / 1e9))
+            for key, v in rep_extra.items():
+                extras[k].setdefault(key, []).append(v)
     wall = time.perf_counter() - wall0
-    res.extra.setdefault("loadavg_before", la)
-    res.extra["wall_s"] = round(wall, 2)
-    print(
-        f"  {system:<20} {workload:<4} {param:<10} n={n:<8} "
-        f"median {res.median_ops_per_sec:>12,.1f} {unit}/s "
-        f"({res.min_ops_per_sec:,.1f}..{res.max_ops_per_sec:,.1f})  {wall:.1f} s, load {la}",
-        file=log,
-        flush=True,
-    )
-    return res
+    out: list[BenchResult] = []
+    for run, run_rates, run_extras in zip(runs, rates, extras, strict=True):
+        med = statistics.median(run_rates)
+        res = BenchResult(
+            system=run.system,
+            workload=run.workload,
+            param=run.param,
+            n=run.n,
+            unit=run.unit,
+            ops_per_sec=[round(r, 1) for r in run_rates],
+            median_ops_per_sec=round(med, 1),
+            min_ops_per_sec=round(min(run_rates), 1),
+            max_ops_per_sec=round(max(run_rates), 1),
+            median_ns_per_op=round(1e9 / med, 1),
+            extra={
+                **run.extra,
+                **{key: round(statistics.median(v), 1) for key, v in run_extras.items()},
+            },
+        )
+        res.extra.setdefault("loadavg_before", la)
+        res.extra["wall_s"] = round(wall, 2)
+        if len(runs) > 1:
+            res.extra["interleaved_with"] = [r.system for r in runs if r is not run]
+        print(
+            f"  {run.system:<20} {run.workload:<4} {run.param:<10} n={run.n:<8} "
+            f"median {res.median_ops_per_sec:>12,.1f} {run.unit}/s "
+            f"({res.min_ops_per_sec:,.1f}..{res.max_ops_per_sec:,.1f})  {wall:.1f} s, load {la}",
+            file=log,
+            flush=True,
+        )
+        out.append(res)
+    return out
 
 
 def skipped(system: str, workload: str, param: str, unit: str, reason: str) -> BenchResult:

@@ -1,7 +1,10 @@
 """W1-W5 on asyncmachine (this project's engine), through the public API only.
 
-Every workload follows perf-workloads.md: names, orders, N and validation checks are normative.
+Every workload follows bench/README.md: names, orders, N and validation checks are normative.
 Mutations are called as bound methods fetched before the timed region (the same for the peers).
+Each workload takes a ``system`` (default: the ``asyncmachine`` package): anything with the same
+``Machine`` and ``State`` names, such as the lean floor in ``bench.floor``, runs the very same code
+and checks, which is what makes the engine/floor ratios of ``bench.run`` honest.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import asyncmachine as am
-from bench.harness import BenchResult, Timer, check, run_workload, w4_names, w4_ops_named
+from bench.harness import BenchResult, Run, Timer, check, run_interleaved, w4_names, w4_ops_named
 
 SYSTEM = "asyncmachine"
 
@@ -37,21 +41,17 @@ N_QUICK: dict[str, Any] = {
 W5_K = 1000
 
 
-def _tick_sum(mach: am.Machine, names: list[str]) -> int:
-    return sum(mach.tick(s) for s in names)
-
-
 # --- W1 ----------------------------------------------------------------------------------------
 
 
-def w1(n: int) -> Callable[[Timer], None]:
+def w1(n: int, system: ModuleType = am) -> Callable[[Timer], None]:
     """W1 "toggle": ``A {remove: B}``, ``B {remove: A}``; add1(A) / add1(B) alternated."""
     if n % 2:
         raise ValueError("W1 N must be even")
-    schema = {"A": am.State(remove=("B",)), "B": am.State(remove=("A",))}
+    schema = {"A": system.State(remove=("B",)), "B": system.State(remove=("A",))}
 
     def rep(timer: Timer) -> None:
-        mach = am.Machine(schema)
+        mach = system.Machine(schema)
         add1 = mach.add1
         with timer:
             for _ in range(n // 2):
@@ -61,7 +61,7 @@ def w1(n: int) -> Callable[[Timer], None]:
             mach.tick("A") + mach.tick("B") == 2 * n - 1,
             f"W1: tick(A)+tick(B) = {mach.tick('A') + mach.tick('B')}, expected {2 * n - 1}",
         )
-        check(mach.is1("B") and mach.not1("A"), f"W1: {mach.string_all()}")
+        check(mach.is1("B") and mach.not1("A"), f"W1: {mach.active_states()}")
 
     return rep
 
@@ -71,27 +71,27 @@ def w1(n: int) -> Callable[[Timer], None]:
 W2_NAMES = [f"S{i:02d}" for i in range(20)]
 
 
-def w2_schema() -> dict[str, am.State]:
+def w2_schema(system: ModuleType = am) -> dict[str, Any]:
     """S00 adds S01..S18; each S_i requires S_{i-1}; S19 is auto and requires S18."""
     n = W2_NAMES
-    schema: dict[str, am.State] = {n[0]: am.State(add=tuple(n[1:19]))}
+    schema: dict[str, Any] = {n[0]: system.State(add=tuple(n[1:19]))}
     for i in range(1, 19):
-        schema[n[i]] = am.State(require=(n[i - 1],))
-    schema[n[19]] = am.State(auto=True, require=(n[18],))
+        schema[n[i]] = system.State(require=(n[i - 1],))
+    schema[n[19]] = system.State(auto=True, require=(n[18],))
     return schema
 
 
-def w2(n: int) -> Callable[[Timer], None]:
+def w2(n: int, system: ModuleType = am) -> Callable[[Timer], None]:
     """W2 "relations": a cycle is add1(S00) (+ auto S19), then remove1(S00) (Require cascade)."""
-    schema = w2_schema()
+    schema = w2_schema(system)
 
     def rep(timer: Timer) -> None:
-        mach = am.Machine(schema)
+        mach = system.Machine(schema)
         add1, remove1 = mach.add1, mach.remove1
         add1("S00")
-        check(len(mach.active_states()) == 20, f"W2 setup add: {mach.string()}")
+        check(len(mach.active_states()) == 20, f"W2 setup add: {mach.active_states()}")
         remove1("S00")
-        check(len(mach.active_states()) == 0, f"W2 setup remove: {mach.string()}")
+        check(len(mach.active_states()) == 0, f"W2 setup remove: {mach.active_states()}")
         with timer:
             for _ in range(n):
                 add1("S00")
@@ -126,14 +126,14 @@ def _w3_handlers_class() -> type:
     return type("W3Handlers", (), attrs)
 
 
-def w3(n: int) -> Callable[[Timer], None]:
+def w3(n: int, system: ModuleType = am) -> Callable[[Timer], None]:
     """W3 "handlers": 5 states H0..H4, 4 handlers each; a cycle is add1(Hi) + remove1(Hi)."""
-    schema = {f"H{i}": am.State() for i in range(5)}
+    schema = {f"H{i}": system.State() for i in range(5)}
     cls = _w3_handlers_class()
     hs = [f"H{i}" for i in range(5)]
 
     def rep(timer: Timer) -> None:
-        mach = am.Machine(schema)
+        mach = system.Machine(schema)
         h: Any = cls()
         mach.bind_handlers(h)
         add1, remove1 = mach.add1, mach.remove1
@@ -143,7 +143,7 @@ def w3(n: int) -> Callable[[Timer], None]:
                 add1(s)
                 remove1(s)
         check(h.counter == 4 * n, f"W3: counter {h.counter}, expected {4 * n}")
-        check(mach.active_states() == [], f"W3: {mach.string()}")
+        check(mach.active_states() == [], f"W3: {mach.active_states()}")
 
     return rep
 
@@ -151,13 +151,13 @@ def w3(n: int) -> Callable[[Timer], None]:
 # --- W4 ----------------------------------------------------------------------------------------
 
 
-def w4(k: int, n: int) -> tuple[Callable[[Timer], None], int]:
+def w4(k: int, n: int, system: ModuleType = am) -> tuple[Callable[[Timer], None], int]:
     """W4 "wide": K states; an op is add(10 states) then set(5 other states)."""
     ops, checksum = w4_ops_named(k, n)
-    schema = {s: am.State() for s in w4_names(k)}
+    schema = {s: system.State() for s in w4_names(k)}
 
     def rep(timer: Timer) -> None:
-        mach = am.Machine(schema)
+        mach = system.Machine(schema)
         add, set_ = mach.add, mach.set
         add(ops[0][0])
         set_(ops[0][1])
@@ -180,16 +180,16 @@ def w4(k: int, n: int) -> tuple[Callable[[Timer], None], int]:
 W5_NAMES = [f"W{i:04d}" for i in range(W5_K)]
 
 
-def w5(rounds: int) -> Callable[[Timer], dict[str, float]]:
+def w5(rounds: int, system: ModuleType = am) -> Callable[[Timer], dict[str, float]]:
     """W5 "subscribe": per round register 1000 when1() waiters, then one add(all 1000 states).
 
     Timed: register + activate + check that every waiter is done (remove(all) is untimed).
     Register-only and activate-only ns per waiter are reported as extras.
     """
-    schema = {s: am.State() for s in W5_NAMES}
+    schema = {s: system.State() for s in W5_NAMES}
 
     def rep(timer: Timer) -> dict[str, float]:
-        mach = am.Machine(schema)
+        mach = system.Machine(schema)
         when1, add, remove = mach.when1, mach.add, mach.remove
         names = W5_NAMES
         reg_ns = act_ns = 0
@@ -214,12 +214,18 @@ def w5(rounds: int) -> Callable[[Timer], dict[str, float]]:
     return rep
 
 
-def w5s() -> Callable[[Timer], dict[str, float]]:
-    """W5s: one round, activated by 1000 separate add1() calls."""
-    schema = {s: am.State() for s in W5_NAMES}
+def w5s(system: ModuleType = am) -> Callable[[Timer], dict[str, float]]:
+    """W5s: one round, activated by 1000 separate add1() calls.
+
+    Also reported: ``late_early_add1``, what the last 100 calls cost over the first 100 (with
+    900 more states active): about 1 when a single add costs O(called + changed), about 10 or
+    more when it costs O(active states).
+    """
+    schema = {s: system.State() for s in W5_NAMES}
+    first, middle, last = W5_NAMES[:100], W5_NAMES[100:-100], W5_NAMES[-100:]
 
     def rep(timer: Timer) -> dict[str, float]:
-        mach = am.Machine(schema)
+        mach = system.Machine(schema)
         when1, add1 = mach.when1, mach.add1
         names = W5_NAMES
         pc = time.perf_counter_ns
@@ -227,15 +233,22 @@ def w5s() -> Callable[[Timer], dict[str, float]]:
             t0 = pc()
             ws = [when1(s) for s in names]
             t1 = pc()
-            for s in names:
+            for s in first:
                 add1(s)
             t2 = pc()
+            for s in middle:
+                add1(s)
+            t3 = pc()
+            for s in last:
+                add1(s)
+            t4 = pc()
             ok = all(w.done() for w in ws)
         check(ok, "W5s: a waiter is not resolved")
         check(len(mach.active_states()) == W5_K, "W5s: not all active")
         return {
             "register_ns_per_waiter": (t1 - t0) / W5_K,
-            "activate_ns_per_waiter": (t2 - t1) / W5_K,
+            "activate_ns_per_waiter": (t4 - t1) / W5_K,
+            "late_early_add1": round((t4 - t3) / (t2 - t1), 2),
         }
 
     return rep
@@ -283,47 +296,32 @@ def w5g(rounds: int) -> Callable[[Timer], dict[str, float]]:
 # --- entry point -------------------------------------------------------------------------------
 
 
-def run(quick: bool = False) -> list[BenchResult]:
-    """All asyncmachine workloads, one after another."""
+def specs(quick: bool = False, system: ModuleType = am, name: str = SYSTEM) -> list[Run]:
+    """Every workload for ``system`` (reported as ``name``); W5g only where waiters are
+    awaitable (the engine)."""
     cfg = N_QUICK if quick else N_FULL
-    out: list[BenchResult] = []
-    out.append(run_workload(SYSTEM, "W1", "", cfg["W1"], "mutation", w1(cfg["W1"])))
-    out.append(run_workload(SYSTEM, "W2", "", cfg["W2"], "cycle", w2(cfg["W2"])))
-    out.append(run_workload(SYSTEM, "W3", "", cfg["W3"], "cycle", w3(cfg["W3"])))
+    out = [
+        Run(name, "W1", "", cfg["W1"], "mutation", w1(cfg["W1"], system)),
+        Run(name, "W2", "", cfg["W2"], "cycle", w2(cfg["W2"], system)),
+        Run(name, "W3", "", cfg["W3"], "cycle", w3(cfg["W3"], system)),
+    ]
     for k in (100, 1000, 10_000):
-        rep, checksum = w4(k, cfg["W4"][k])
-        out.append(
-            run_workload(
-                SYSTEM, "W4", f"K={k}", cfg["W4"][k], "op", rep, extra={"checksum": checksum}
-            )
-        )
+        rep, checksum = w4(k, cfg["W4"][k], system)
+        out.append(Run(name, "W4", f"K={k}", cfg["W4"][k], "op", rep, {"checksum": checksum}))
+    waiter = "resolved waiter"
     n5 = cfg["W5"] * W5_K
     out.append(
-        run_workload(
-            SYSTEM,
-            "W5",
-            f"K={W5_K}",
-            n5,
-            "resolved waiter",
-            w5(cfg["W5"]),
-            extra={"rounds": cfg["W5"]},
-        )
+        Run(name, "W5", f"K={W5_K}", n5, waiter, w5(cfg["W5"], system), {"rounds": cfg["W5"]})
     )
-    out.append(
-        run_workload(
-            SYSTEM, "W5s", f"K={W5_K}", W5_K, "resolved waiter", w5s(), extra={"rounds": 1}
+    out.append(Run(name, "W5s", f"K={W5_K}", W5_K, waiter, w5s(system), {"rounds": 1}))
+    if system is am:
+        rounds = cfg["W5g"]
+        out.append(
+            Run(name, "W5g", f"K={W5_K}", rounds * W5_K, waiter, w5g(rounds), {"rounds": rounds})
         )
-    )
-    n5g = cfg["W5g"] * W5_K
-    out.append(
-        run_workload(
-            SYSTEM,
-            "W5g",
-            f"K={W5_K}",
-            n5g,
-            "resolved waiter",
-            w5g(cfg["W5g"]),
-            extra={"rounds": cfg["W5g"]},
-        )
-    )
     return out
+
+
+def run(quick: bool = False) -> list[BenchResult]:
+    """All asyncmachine workloads, one after another."""
+    return [run_interleaved([spec])[0] for spec in specs(quick)]

@@ -1,4 +1,4 @@
-"""W1, W3 (+ W3p), W4 (+ W4p) on python-statemachine 3.x, as perf-workloads.md describes for peers.
+"""W1, W3 (+ W3p), W4 (+ W4p) on python-statemachine 3.x, as bench/README.md describes for peers.
 
 Classes are built dynamically with the library's own metaclasses (the same as writing the class
 statement). The class is the schema, built once per workload; every rep makes a fresh instance

@@ -1,4 +1,4 @@
-"""W1, W3, W4 on ``transitions`` (a single-state peer), as perf-workloads.md describes for peers.
+"""W1, W3, W4 on ``transitions`` (a single-state peer), as bench/README.md describes for peers.
 
 Fastest plain configuration: ``transitions.Machine`` with the machine as its own model, no queue,
 ``auto_transitions=False`` (W4 needs the ``to_<S>`` jumps, so it turns them on: that is exactly

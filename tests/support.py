@@ -1,4 +1,4 @@
-"""Small helpers shared by the §-organised engine tests."""
+"""Small helpers shared by the engine tests."""
 
 from __future__ import annotations
 
@@ -43,6 +43,20 @@ class Rec:
             return None if fn is None else fn(e)
 
         return handler
+
+
+def all_handlers(states: str) -> list[str]:
+    """Every per-state and global handler name for single-letter states."""
+    names = ["AnyEnter", "AnyState"]
+    for s in states:
+        names += [f"{s}Enter", f"{s}Exit", f"{s}State", f"{s}End"]
+        names += [f"{s}{t}" for t in states]
+    return names
+
+
+def active(mach: am.Machine) -> set[str]:
+    """The active states as a set (compare sets unless the order is the point)."""
+    return set(mach.active_states())
 
 
 def logged(

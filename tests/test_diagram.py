@@ -107,10 +107,16 @@ def test_machine_order_follows_verified_states() -> None:
 
 
 def test_schema_is_drawn_as_parsed() -> None:
-    """Relations to unknown states and to the state itself are dropped, like the machine does."""
-    schema = {"A": am.State(remove=("A", "Ghost"), after=("Ghost",))}
+    """A relation of a state to itself is dropped, like the machine does."""
+    schema = {"A": am.State(remove=("A",), after=("A",))}
     assert diagram.text(schema) == "A\nException (multi)\n"
     assert diagram.mermaid(schema) == diagram.mermaid({"A": am.State()})
+
+
+def test_unknown_relation_targets_are_refused() -> None:
+    """A relation to a state that does not exist is a SchemaError, as for the machine."""
+    with pytest.raises(am.SchemaError, match="A: remove target Ghost is not a state"):
+        diagram.text({"A": am.State(remove=("Ghost",))})
 
 
 def test_names_mermaid_cannot_take_get_node_ids() -> None:

@@ -1,9 +1,13 @@
-"""api.md's core contract: exported names, Machine methods and properties, basic object shapes."""
+"""The core contract: exported names, Machine methods and properties, basic object shapes."""
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import importlib
+import inspect
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -164,7 +168,7 @@ def test_all_names_resolve() -> None:
 
 @pytest.mark.parametrize("name", MACHINE_METHODS)
 def test_machine_method_callable(name: str) -> None:
-    """Every Machine method named in api.md exists on an instance and is callable."""
+    """Every Machine method of the public API exists on an instance and is callable."""
     mach = am.Machine({"A": am.State()})
     assert callable(getattr(mach, name))
 
@@ -185,7 +189,7 @@ def test_machine_properties() -> None:
 
 
 def test_schema_property_is_a_parsed_copy() -> None:
-    """mach.schema is a copy after §1.2 parsing (Exception added, self-removes dropped)."""
+    """mach.schema is a copy after parsing (Exception added, self-removes dropped)."""
     mach = am.Machine({"A": am.State(remove=("A", "B")), "B": am.State()})
     schema = mach.schema
     assert set(schema) == {"A", "B", "Exception"}
@@ -211,7 +215,7 @@ def test_exception_hierarchy() -> None:
 
 
 def test_result_values() -> None:
-    """Result is an int subclass with the §3.1 values and strings."""
+    """Result is an int subclass with the documented values and strings."""
     assert am.Executed == 0 and am.Canceled == 1 and am.Queued == 2
     assert isinstance(am.Executed, int) and isinstance(am.Executed, am.Result)
     assert str(am.Executed) == "executed"
@@ -230,7 +234,7 @@ async def test_result_is_awaitable() -> None:
 
 
 def test_event_and_transition_shape() -> None:
-    """The Event / Transition / Mutation attributes named in api.md."""
+    """The Event / Transition / Mutation attributes of the public API."""
     mach = am.Machine({"A": am.State(), "B": am.State()})
     mach.add1("B")
     seen: list[dict[str, object]] = []
@@ -306,7 +310,7 @@ def test_handler_binding_contract() -> None:
 
 
 def test_log_level_names() -> None:
-    """LogLevel members as named in api.md."""
+    """LogLevel members as of the public API."""
     assert [m.name for m in am.LogLevel] == [
         "NOTHING",
         "EXTERNAL",
@@ -315,3 +319,96 @@ def test_log_level_names() -> None:
         "DECISIONS",
         "EVERYTHING",
     ]
+
+
+# --- every public name is exported, typed and documented (in the spirit of trio's test_exports)
+
+
+def own_doc(obj: object) -> str:
+    """The docstring written for ``obj`` (not a dataclass's generated signature, not inherited)."""
+    doc = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
+    if isinstance(obj, type) and doc and doc.startswith(f"{obj.__name__}("):
+        return ""
+    return (doc or "").strip()
+
+
+def public_members(cls: type) -> dict[str, object]:
+    """Public attributes defined by the package (the class itself or its package bases)."""
+    out: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        if not klass.__module__.startswith("asyncmachine"):
+            continue
+        for name, value in vars(klass).items():
+            if not name.startswith("_") and (callable(value) or isinstance(value, property)):
+                out[name] = value
+    return out
+
+
+def untyped(fn: object) -> list[str]:
+    """Parameters (and the return) of ``fn`` that carry no annotation."""
+    sig = inspect.signature(fn)  # type: ignore[arg-type]
+    missing = [
+        p.name
+        for p in sig.parameters.values()
+        if p.annotation is inspect.Parameter.empty and p.name not in {"self", "cls"}
+    ]
+    if sig.return_annotation is inspect.Signature.empty:
+        missing.append("return")
+    return missing
+
+
+PUBLIC = [(name, getattr(am, name)) for name in am.__all__]
+CLASSES = [(name, obj) for name, obj in PUBLIC if isinstance(obj, type)]
+FUNCTIONS = [(name, obj) for name, obj in PUBLIC if inspect.isfunction(obj)]
+
+
+@pytest.mark.parametrize(("name", "obj"), CLASSES + FUNCTIONS)
+def test_public_name_is_documented(name: str, obj: object) -> None:
+    assert own_doc(obj), f"am.{name} has no docstring"
+
+
+@pytest.mark.parametrize(("name", "fn"), FUNCTIONS)
+def test_public_function_is_typed(name: str, fn: object) -> None:
+    assert not untyped(fn), f"am.{name}: {untyped(fn)}"
+
+
+@pytest.mark.parametrize(("name", "cls"), CLASSES)
+def test_public_methods_are_typed_and_documented(name: str, cls: type) -> None:
+    if issubclass(cls, enum.Enum):
+        return  # members, not methods
+    for attr, value in public_members(cls).items():
+        fn = value.fget if isinstance(value, property) else value
+        if isinstance(fn, (staticmethod, classmethod)):
+            fn = fn.__func__
+        if not inspect.isfunction(fn):
+            continue
+        assert own_doc(fn), f"am.{name}.{attr} has no docstring"
+        assert not untyped(fn), f"am.{name}.{attr}: {untyped(fn)}"
+
+
+def core_classes() -> set[str]:
+    """Classes defined in the private core modules."""
+    names: set[str] = set()
+    for path in Path(am.__file__).parent.glob("_*.py"):
+        module = importlib.import_module(f"asyncmachine.{path.stem}")
+        names.update(
+            n
+            for n, c in vars(module).items()
+            if isinstance(c, type) and c.__module__ in {module.__name__, "asyncmachine"}
+        )
+    return names
+
+
+def test_public_signatures_use_only_exported_classes() -> None:
+    """A core class that shows up in a public signature must be importable from ``am``."""
+    core = core_classes()
+    leaks: set[str] = set()
+    for name, cls in CLASSES:
+        for attr, value in public_members(cls).items():
+            fn = value.fget if isinstance(value, property) else value
+            annotations = getattr(fn, "__annotations__", {})
+            for ann in annotations.values():
+                for ident in re.findall(r"\b[A-Z]\w+\b", str(ann)):
+                    if ident in core and ident not in am.__all__:
+                        leaks.add(f"am.{name}.{attr}: {ident}")
+    assert not leaks, sorted(leaks)

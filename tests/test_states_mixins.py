@@ -1,4 +1,5 @@
-"""§18 state mixins: Basic, Connected and Disposed, composed and walked through their flows."""
+"""The state mixins (upstream's pkg/states): Basic, Connected and Disposed, composed and walked
+through their flows."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_err_network_adds_exception() -> None:
     assert mach.is_(["Start", "Ready"])
 
 
-# --- the Connected flow (§18) ------------------------------------------------------------------
+# --- the Connected flow (upstream's pkg/states) ---------------------------------------------------
 
 
 def test_connected_flow() -> None:

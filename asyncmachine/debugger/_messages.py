@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import AsyncMachineError
+
 PROTOCOL_VERSION = 1
 STREAM_KINDS = ("hello", "schema", "tx", "dropped", "dispose")
 """What machines send."""
@@ -23,7 +25,7 @@ MAX_LINE = 4 << 20
 Message = dict[str, Any]
 
 
-class MessageError(ValueError):
+class MessageError(AsyncMachineError, ValueError):
     """A line that is not a valid message."""
 
 

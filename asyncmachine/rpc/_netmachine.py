@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._clock import Clock
 from .._result import Result
 from .._schema import Schema, schema_from_dict
 from .._subscriptions import Subscriptions
@@ -32,16 +33,9 @@ class NetMachine(ClockView):
         self._client = client
         self._id = machine_id
         self._schema: Schema = {}
-        self._names: list[str] = []
-        self._index: dict[str, int] = {}
-        self._clock: dict[str, int] = {}
-        self._time: list[int] = []
-        self._active: list[str] = []
-        self._active_set: set[str] = set()
+        self._clock = Clock(queue_tick=0)
         self._subs = Subscriptions()
         self._disposed = False
-        self._queue_tick = 0
-        self._machine_tick = 0
         self._seq = 0
         self._syncing = False
         self._listeners: list[UpdateListener] = []
@@ -60,7 +54,7 @@ class NetMachine(ClockView):
         return self._seq
 
     def machine_tick(self) -> int:
-        return self._machine_tick
+        return self._clock.machine_tick
 
     # ------------------------------------------------------------ mutations (remote)
 
@@ -94,7 +88,7 @@ class NetMachine(ClockView):
     ) -> Result:
         """Remove ``states`` if all are active (as the mirror sees them), else add them."""
         called = self._called(states)
-        op = "remove" if self._active_set.issuperset(called) else "add"
+        op = "remove" if self._clock.active_set.issuperset(called) else "add"
         return await self._client._mutate(self, op, called, args, key)
 
     async def toggle1(
@@ -128,63 +122,40 @@ class NetMachine(ClockView):
             or not all(isinstance(t, int) and t >= 0 for t in time_)
         ):
             raise p.ProtocolError(p.E_BAD_MESSAGE, "malformed snapshot")
-        if names != self._names:
+        clock = self._clock
+        if names != clock.names:
             self._schema = schema_from_dict(message.get("schema") or {n: {} for n in names})
-            self._names = list(names)
-            self._index = {n: i for i, n in enumerate(names)}
-            old = self._clock
-            self._clock = {n: 0 for n in names}
-            self._time = [0] * len(names)
-            for n, t in old.items():
-                if n in self._clock:
-                    self._clock[n] = t
-                    self._time[self._index[n]] = t
-        changed = [i for i, t in enumerate(time_) if t != self._time[i]]
-        self._time = list(time_)
+            clock.set_names(names)
         self._seq = int(message.get("seq", 0))
-        self._machine_tick = int(message.get("mt", 0))
+        clock.machine_tick = int(message.get("mt", 0))
         self._syncing = False
-        self._changed(changed, int(message.get("qt", 0)))
+        self._changed(time_, int(message.get("qt", 0)))
 
     def _apply_diff(self, message: dict[str, Any]) -> bool:
         """Apply a diff that continues the chain; False (and nothing applied) on a gap."""
-        if message.get("base") != self._seq or not self._names:
+        clock = self._clock
+        if message.get("base") != self._seq or not clock.names:
             return False
         changes = message.get("d")
         if not isinstance(changes, list):
             raise p.ProtocolError(p.E_BAD_MESSAGE, "malformed diff")
-        time_ = list(self._time)
-        changed = p.apply_diff(time_, changes)
-        self._time = time_
+        time_ = list(clock.time())
+        p.apply_diff(time_, changes)
         self._seq = int(message["seq"])
-        self._changed(changed, int(message.get("qt", self._queue_tick)))
+        self._changed(time_, int(message.get("qt", clock.queue_tick)))
         return True
 
-    def _changed(self, indexes: list[int], queue_tick: int) -> None:
-        """Update ticks and the active set, then resolve the waiters this satisfied."""
-        names, clock, time_ = self._names, self._clock, self._time
-        activated: list[str] = []
-        deactivated: list[str] = []
-        ticked: list[str] = []
-        for i in indexes:
-            name = names[i]
-            before, after = clock[name], time_[i]
-            clock[name] = after
-            ticked.append(name)
-            if after % 2 == 1 and (before % 2 == 0 or after - before >= 2):
-                activated.append(name)
-            elif after % 2 == 0 and before % 2 == 1:
-                deactivated.append(name)
-        self._queue_tick = queue_tick
-        if indexes:
-            self._active = [n for n in names if clock[n] % 2 == 1]
-            self._active_set = set(self._active)
+    def _changed(self, time_: list[int], queue_tick: int) -> None:
+        """Take the server's time, then resolve the waiters this satisfied."""
+        clock = self._clock
+        activated, deactivated, ticked = clock.update(time_)
+        clock.queue_tick = queue_tick
         subs = self._subs
-        if subs.count and (indexes or subs.queries):
-            subs.process(activated, deactivated, ticked, self._active_set, clock, queue_tick)
+        if subs.count and (ticked or subs.queries):
+            subs.process(activated, deactivated, ticked, clock.active_set, clock.ticks, queue_tick)
         elif subs.queue_heap:
             subs.queue_reached(queue_tick)
-        if indexes:
+        if ticked:
             for listener in list(self._listeners):
                 listener(activated, deactivated)
 
@@ -194,8 +165,7 @@ class NetMachine(ClockView):
             return
         self._disposed = True
         self._subs.dispose()
-        self._active = []
-        self._active_set = set()
+        self._clock.clear_active()
 
     def __repr__(self) -> str:
         return f"<NetMachine {self._id} {self.string()}>"

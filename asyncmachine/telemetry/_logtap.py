@@ -31,8 +31,7 @@ class LogTap:
     def __init__(self, mach: Machine) -> None:
         self._mach = mach
         self._prefixes = id_prefixes(mach.id)
-        # The machine has no public getter for its logger (yet): the replaced one is read here.
-        self._prev: Logger = mach._logger
+        self._prev: Logger = mach.logger
         self._user_level = mach.log_level
         self._raised_to: LogLevel | None = None
         self.sinks: list[Sink] = []
@@ -67,7 +66,7 @@ class LogTap:
         if self.sinks:
             return
         mach = self._mach
-        if mach._logger is self:
+        if mach.logger is self:
             mach.set_logger(self._prev)
         if self._raised_to is not None and mach.log_level == self._raised_to:
             mach.set_log_level(self._user_level)
@@ -75,7 +74,7 @@ class LogTap:
 
 def tap_log(mach: Machine, sink: Sink) -> LogTap:
     """Send ``mach``'s log lines to ``sink`` too; ``tap.remove(sink)`` undoes it."""
-    current = mach._logger
+    current = mach.logger
     tap = current if isinstance(current, LogTap) else LogTap(mach)
     tap.sinks.append(sink)
     return tap

@@ -170,8 +170,12 @@ async def test_filters_and_search(dbg: Any, inspector: Open) -> None:
     )
     await page.check("#f-canceled")
     await page.fill("#search", "disk full")
+    # the transition whose handler raised logs the error, the Exception transition carries it
+    entries = _entries(dbg, "upload-server")
+    hits = sum(1 for e in entries if e["kind"] == "tx" and _says(e, "disk full"))
+    assert hits >= 1
     await page.wait_for_function(
-        "() => document.querySelector('#tl-count').textContent.startsWith('1 of')"
+        "(t) => document.querySelector('#tl-count').textContent.startsWith(t)", arg=f"{hits} of"
     )
     await page.fill("#search", "")
     await page.click('#chips .chip[data-state="Stored"]')  # a state's chip filters by it
@@ -188,6 +192,14 @@ async def test_filters_and_search(dbg: Any, inspector: Open) -> None:
 
 def _entries(dbg: Any, mach_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in dbg.session.machines[mach_id].ring]
+
+
+def _says(entry: dict[str, Any], text: str) -> bool:
+    """A transition entry's log lines or error mention ``text``."""
+    error = entry.get("error") or {}
+    said = [line for _, line in entry.get("log", [])]
+    said.append(f"{error.get('type', '')} {error.get('message', '')}")
+    return any(text in line.lower() for line in said)
 
 
 async def test_export_then_import_reproduces_the_timeline(

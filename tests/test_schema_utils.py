@@ -1,4 +1,5 @@
-"""§17 utilities: s_add, schema_merge, schema dict round trip, StatesBase."""
+"""Schema utilities: s_add, schema_merge, the schema dict round trip, StatesBase
+(docs/semantics.md#schema)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_schema_dict_round_trip() -> None:
 
 
 def test_states_base_names() -> None:
-    """api.md example: Exception first, then declaration order."""
+    """the API example: Exception first, then declaration order."""
 
     class MyStates(am.StatesBase):
         Processing: str

@@ -1,4 +1,5 @@
-"""§6 auto states: when they trigger, which ones, partial acceptance, no chaining."""
+"""Auto states: when they trigger, which ones, partial acceptance, no chaining
+(docs/semantics.md#auto-states)."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def test_no_auto_without_clock_change_cancel_or_check() -> None:
 
 
 def test_auto_never_triggers_auto_and_blocked_candidates() -> None:
-    """§6 example: blocked candidates are skipped, an auto transition triggers no other."""
+    """Example: blocked candidates are skipped, an auto transition triggers no other."""
     schema = {
         "A": St(),
         "B": St(auto=True, require=("A",), remove=("X",)),
@@ -185,7 +186,7 @@ def test_non_auto_self_handler_cancels_whole_auto_transition() -> None:
 
 
 def test_auto_mutation_runs_before_queued_mutations() -> None:
-    """§3.3: the auto mutation is prepended, so X runs before the B queued from AState."""
+    """The auto mutation is prepended, so X runs before the B queued from AState."""
     mach = mk({"A": St(), "B": St(), "X": St(auto=True, require=("A",))})
     calls: list[str] = []
     results: list[int] = []

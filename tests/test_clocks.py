@@ -1,4 +1,4 @@
-"""machine-semantics.md §2: tick rules, reading time, and the `am.Time` list helpers."""
+"""Clocks: tick rules, reading time and the `am.Time` helpers (docs/semantics.md#clocks)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,22 @@ import asyncmachine as am
 
 
 def abcd(mach: am.Machine) -> list[int]:
-    """Ticks of A B C D, as the §2.1 example table lists them."""
+    """Ticks of A B C D, as in the clocks example."""
     return list(mach.time(["A", "B", "C", "D"]))
 
 
 def time_machine() -> am.Machine:
-    """The [T TestTime] machine: B{Multi}, the rest plain."""
+    """The upstream TestTime: machine: B{Multi}, the rest plain."""
     return am.Machine(
         {"A": am.State(), "B": am.State(multi=True), "C": am.State(), "D": am.State()}
     )
 
 
-# §2.1 Tick rules ----------------------------------------------------------------------------------
+# --- Tick rules -----------------------------------------------------------------------------------
 
 
-def test_s2_1_time_example_table() -> None:
-    """[T TestTime] the exact tick table, ending with machine time 16."""
+def test_time_example_table() -> None:
+    """upstream TestTime: the exact tick table, ending with machine time 16."""
     mach = time_machine()
     assert mach.add(["A", "B"]) == am.Executed
     assert abcd(mach) == [1, 1, 0, 0]
@@ -45,8 +45,8 @@ def test_s2_1_time_example_table() -> None:
     assert mach.tick("Exception") == 0
 
 
-def test_s2_1_clock_example() -> None:
-    """[T TestClock] after the first seven steps of TestTime."""
+def test_clock_example() -> None:
+    """upstream TestClock: after the first seven steps of TestTime."""
     mach = time_machine()
     mach.add(["A", "B"])
     mach.add(["A", "B"])
@@ -58,15 +58,15 @@ def test_s2_1_clock_example() -> None:
     assert mach.clock() == {"A": 3, "B": 7, "C": 4, "D": 1, "Exception": 0}
 
 
-def test_s2_1_multi_implied_not_reticked() -> None:
-    """[T TestInspect] B{Multi}, D{Add:[C,B]}, B active at 1: Add(D) leaves B:1."""
+def test_multi_implied_not_reticked() -> None:
+    """upstream TestInspect: B{Multi}, D{Add:[C,B]}, B active at 1: Add(D) leaves B:1."""
     mach = am.Machine({"B": am.State(multi=True), "C": am.State(), "D": am.State(add=("C", "B"))})
     mach.add1("B")
     assert mach.add1("D") == am.Executed
     assert mach.string_all() == "(B:1 C:1 D:1) [Exception:0]"
 
 
-def test_s2_1_odd_is_active() -> None:
+def test_odd_is_active() -> None:
     """Odd ticks are active, even inactive, and every toggle moves the tick by one."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
@@ -77,7 +77,7 @@ def test_s2_1_odd_is_active() -> None:
     assert mach.tick("A") == 3 and mach.is1("A")
 
 
-def test_s2_1_cancelled_transition_changes_no_tick() -> None:
+def test_cancelled_transition_changes_no_tick() -> None:
     """A cancelled transition changes no tick."""
     mach = am.Machine({"Foo": am.State(require=("Bar",)), "Bar": am.State(), "Baz": am.State()})
     mach.add1("Baz")
@@ -86,7 +86,7 @@ def test_s2_1_cancelled_transition_changes_no_tick() -> None:
     assert list(mach.time()) == before
 
 
-def test_s2_1_noop_transition_runs_handlers_and_queue_tick() -> None:
+def test_noop_transition_runs_handlers_and_queue_tick() -> None:
     """No tick change for a no-op Add, but handlers still run and a queue tick is used."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
@@ -99,7 +99,7 @@ def test_s2_1_noop_transition_runs_handlers_and_queue_tick() -> None:
     assert rec.calls == ["AA", "AnyEnter", "AnyState"]
 
 
-def test_s2_1_multi_called_active_plus_two() -> None:
+def test_multi_called_active_plus_two() -> None:
     """A called Multi state that is active gets +2; an inactive non-called one gets nothing."""
     mach = am.Machine({"M": am.State(multi=True), "A": am.State()})
     mach.add1("M")
@@ -108,16 +108,16 @@ def test_s2_1_multi_called_active_plus_two() -> None:
     assert mach.clock() == {"A": 1, "Exception": 0, "M": 5}
 
 
-# §2.2 Reading time --------------------------------------------------------------------------------
+# --- Reading time ---------------------------------------------------------------------------------
 
 
-def test_s2_2_tick_unknown_is_zero() -> None:
+def test_tick_unknown_is_zero() -> None:
     """Tick of an unknown name is 0, not an error."""
     mach = am.Machine(NO_RELS)
     assert mach.tick("Nope") == 0
 
 
-def test_s2_2_time_orders() -> None:
+def test_time_orders() -> None:
     """time(states) follows the given order; time() follows state_names()."""
     mach = am.Machine(NO_RELS)
     mach.add1("C")
@@ -130,7 +130,7 @@ def test_s2_2_time_orders() -> None:
     assert list(mach.time(["C", "A"])) == [1, 2]
 
 
-def test_s2_2_clock_subset() -> None:
+def test_clock_subset() -> None:
     """clock(states) is a {name: tick} map of only those states."""
     mach = am.Machine(NO_RELS)
     mach.add(["A", "B"])
@@ -138,7 +138,7 @@ def test_s2_2_clock_subset() -> None:
     assert mach.clock() == {"A": 1, "B": 1, "C": 0, "D": 0, "Exception": 0}
 
 
-def test_s2_2_machine_time_strictly_increases() -> None:
+def test_machine_time_strictly_increases() -> None:
     """Sum of all ticks strictly increases with every state change."""
     mach = time_machine()
     sums = [mach.time().sum()]
@@ -154,7 +154,7 @@ def test_s2_2_machine_time_strictly_increases() -> None:
     assert sums == [0, 2, 4, 7, 8, 9]
 
 
-def test_s2_2_is_active_tick_and_next() -> None:
+def test_is_active_tick_and_next() -> None:
     """IsActiveTick, NextActive(In) and NextInactive(In) arithmetic."""
     assert am.is_active_tick(1) and am.is_active_tick(3)
     assert not am.is_active_tick(0) and not am.is_active_tick(2)
@@ -164,8 +164,8 @@ def test_s2_2_is_active_tick_and_next() -> None:
     assert [am.next_inactive_in(t) for t in (0, 1, 2, 3)] == [2, 1, 2, 1]
 
 
-def test_s2_2_is_clock() -> None:
-    """[T TestIsClock] is_clock is true iff nothing in the given clock changed."""
+def test_is_clock() -> None:
+    """upstream TestIsClock: is_clock is true iff nothing in the given clock changed."""
     mach = am.Machine(NO_RELS)
     c_a = mach.clock(["A"])
     assert mach.is_clock(c_a) is True
@@ -176,7 +176,7 @@ def test_s2_2_is_clock() -> None:
     assert mach.is_clock(mach.clock()) is True
 
 
-def test_s2_2_is_time() -> None:
+def test_is_time() -> None:
     """is_time compares a time list to the current ticks (state_names by default)."""
     mach = am.Machine(NO_RELS)
     mach.add1("B")
@@ -190,7 +190,7 @@ def test_s2_2_is_time() -> None:
     assert mach.is_time(mach.time(["B"]), ["B"]) is True
 
 
-def test_s2_2_was_clock_and_was_time() -> None:
+def test_was_clock_and_was_time() -> None:
     """was_clock / was_time: every current tick is >= the given one."""
     mach = am.Machine(NO_RELS)
     c = mach.clock(["A", "B"])
@@ -202,18 +202,19 @@ def test_s2_2_was_clock_and_was_time() -> None:
     assert mach.was_time(am.Time([1, 1]), ["A", "B"]) is False
 
 
-def test_s2_2_machine_tick_zero() -> None:
+def test_machine_tick_zero() -> None:
     """machine_tick() is 0 without an import."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
     assert mach.machine_tick() == 0
 
 
-# §2.3 Time helpers --------------------------------------------------------------------------------
+# --- Time helpers ---------------------------------------------------------------------------------
 
 
-def test_s2_3_time_methods_example() -> None:
-    """[T TestTimeMethods] t=[2,1,3]: Is1(1), not Is1(-1), Any1(2), (t+t).DiffSince(t) == t."""
+def test_time_methods_example() -> None:
+    """upstream TestTimeMethods: t=[2,1,3]: Is1(1), not Is1(-1), Any1(2), (t+t).DiffSince(t) ==
+    t."""
     t = am.Time([2, 1, 3])
     assert t.is1(1) is True
     assert t.is1(-1) is False
@@ -221,7 +222,7 @@ def test_s2_3_time_methods_example() -> None:
     assert list(t.add(t).diff_since(t)) == [2, 1, 3]
 
 
-def test_s2_3_is1_and_is() -> None:
+def test_is1_and_is() -> None:
     """is1 is false out of range; is_ is false for an empty list or any -1."""
     t = am.Time([2, 1, 3])
     assert t.is1(0) is False
@@ -232,7 +233,7 @@ def test_s2_3_is1_and_is() -> None:
     assert t.is_([1, -1]) is False
 
 
-def test_s2_3_not_and_not1() -> None:
+def test_not_and_not1() -> None:
     """not_ is true for an empty list and ignores -1."""
     t = am.Time([2, 1, 3])
     assert t.not_([]) is True
@@ -243,7 +244,7 @@ def test_s2_3_not_and_not1() -> None:
     assert t.not1(2) is False
 
 
-def test_s2_3_any_and_any1() -> None:
+def test_any_and_any1() -> None:
     """any: some list fully active; any1: some single index active."""
     t = am.Time([2, 1, 3])
     assert t.any([0], [1, 2]) is True
@@ -254,14 +255,14 @@ def test_s2_3_any_and_any1() -> None:
     assert t.any1() is False
 
 
-def test_s2_3_active_states_and_non_zero() -> None:
+def test_active_states_and_non_zero() -> None:
     """active_states lists the active indexes; non_zero_states the non-zero ones."""
     t = am.Time([2, 1, 0, 3])
     assert list(t.active_states()) == [1, 3]
     assert list(t.non_zero_states()) == [0, 1, 3]
 
 
-def test_s2_3_add_and_diff_since_lengths() -> None:
+def test_add_and_diff_since_lengths() -> None:
     """add sums element-wise (self if lengths differ); diff_since is all zeros then."""
     t = am.Time([2, 1, 3])
     assert list(t.add(am.Time([1, 1, 1]))) == [3, 2, 4]
@@ -270,7 +271,7 @@ def test_s2_3_add_and_diff_since_lengths() -> None:
     assert list(t.diff_since(am.Time([1]))) == [0, 0, 0]
 
 
-def test_s2_3_filter_sum_tick() -> None:
+def test_filter_sum_tick() -> None:
     """filter picks indexes, sum totals (optionally some indexes), tick is 0 out of range."""
     t = am.Time([2, 1, 3])
     assert list(t.filter([2, 0])) == [3, 2]
@@ -280,7 +281,7 @@ def test_s2_3_filter_sum_tick() -> None:
     assert t.tick(9) == 0
 
 
-def test_s2_3_after_before_require_every_index() -> None:
+def test_after_before_require_every_index() -> None:
     """after / before hold for every common index (godoc's "at least one" is wrong)."""
     t = am.Time([2, 2, 3])
     assert t.after(False, am.Time([1, 1, 2])) is True
@@ -294,7 +295,7 @@ def test_s2_3_after_before_require_every_index() -> None:
     assert t.before(False, am.Time([1, 3, 4])) is False
 
 
-def test_s2_3_equal() -> None:
+def test_equal() -> None:
     """equal compares element-wise; strict also requires the same length."""
     t = am.Time([2, 1, 3])
     assert t.equal(True, am.Time([2, 1, 3])) is True
@@ -304,7 +305,7 @@ def test_s2_3_equal() -> None:
     assert t.equal(False, am.Time([2, 1, 3, 0])) is True
 
 
-def test_s2_3_machine_time_helpers_on_real_clock() -> None:
+def test_machine_time_helpers_on_real_clock() -> None:
     """The helpers line up with the machine's index(): a real time answers is_/not_."""
     mach = am.Machine(NO_RELS)
     mach.add(["A", "C"])

@@ -1,4 +1,5 @@
-"""§10 the when* family, am.Ctx, mach.fork and async final handlers (§9, api.md)."""
+"""Waiters: the when* family, am.Ctx, mach.fork and async final handlers
+(docs/semantics.md#waiters, #contexts)."""
 
 from __future__ import annotations
 
@@ -179,7 +180,8 @@ def test_when_query_example() -> None:
 
 
 def test_when_query_after_accepted_unchanged_transition() -> None:
-    """§4.11/§10: every accepted transition evaluates queries, even one that changes no tick."""
+    """docs/semantics.md#transitions/docs/semantics.md#waiters: every accepted transition evaluates
+    queries, even one that changes no tick."""
     mach = mk()
     mach.add1("A")
     q = mach.when_query(lambda c: c["A"] == 1)
@@ -190,7 +192,7 @@ def test_when_query_after_accepted_unchanged_transition() -> None:
 
 
 def test_cancelled_transition_processes_no_subscriptions() -> None:
-    """§4.11: a cancelled transition resolves nothing, not even a query that holds."""
+    """A cancelled transition resolves nothing, not even a query that holds."""
     mach = mk({"A": St(), "B": St(require=("C",)), "C": St()})
     q = mach.when_query(lambda c: True)
     assert mach.add1("B") == am.Canceled
@@ -223,7 +225,7 @@ def test_when_queue() -> None:
 
 
 def test_when_queue_resolved_when_its_mutation_is_cancelled() -> None:
-    """decisions.md §10: the queue tick is reached even when that mutation is cancelled."""
+    """The queue tick is reached even when that mutation is cancelled."""
     mach = mk({"A": St(), "B": St(require=("C",)), "C": St()})
     waiters: list[am.Waiter] = []
     ticks: list[int] = []
@@ -268,7 +270,7 @@ def test_when_disposed() -> None:
 
 
 def test_processing_order() -> None:
-    """§10: WhenArgs (final handlers) -> When -> WhenTime -> WhenQueue -> WhenQuery."""
+    """WhenArgs (final handlers) -> When -> WhenTime -> WhenQueue -> WhenQuery."""
     mach = mk()
     order: list[str] = []
     mach.when_query(lambda c: c["A"] == 1).add_done_callback(lambda w: order.append("query"))
@@ -330,7 +332,7 @@ def test_no_reuse_for_query_and_queue() -> None:
     ],
 )
 def test_unknown_state_raises(call: Callable[[am.Machine], am.Waiter]) -> None:
-    """api.md: every when* that takes states raises StateMissingError (a KeyError)."""
+    """the API: every when* that takes states raises StateMissingError (a KeyError)."""
     with pytest.raises(am.StateMissingError):
         call(mk())
     with pytest.raises(KeyError):
@@ -356,7 +358,7 @@ CTX_CALLS: list[Callable[[am.Machine, am.Ctx], am.Waiter]] = [
 
 @pytest.mark.parametrize("call", CTX_CALLS)
 def test_ctx_cancel_cancels_waiter_at_once(call: Callable[[am.Machine, am.Ctx], am.Waiter]) -> None:
-    """decisions.md §10: the waiter is cancelled as soon as its ctx is, no transition needed."""
+    """The waiter is cancelled as soon as its ctx is, no transition needed."""
     mach = mk()
     mach.add1("A")
     ctx = am.Ctx()

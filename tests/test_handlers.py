@@ -1,8 +1,9 @@
-"""machine-semantics.md §5: handlers (binding, naming, Event, re-entrancy, exceptions, timeouts).
+"""Handlers: binding, naming, events, re-entrancy, errors and timeouts
+(docs/semantics.md#handlers, #errors).
 
-Project decisions: handlers run synchronously; an `async def` negotiation handler is refused at bind
-time; only `is False` cancels; `handler_timeout` (seconds, default None) is measured after the
-fact, cancels or rolls back and adds Exception with HandlerTimeoutError, with no backoff.
+Handlers run synchronously; an `async def` negotiation handler is refused at bind time; only
+`is False` cancels; `handler_timeout` (seconds, default None) is measured after the fact, cancels
+or rolls back and adds Exception with HandlerTimeoutError, with no backoff.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import warnings
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -35,10 +38,10 @@ def spin(seconds: float) -> None:
         pass
 
 
-# §5.1 Naming and binding --------------------------------------------------------------------------
+# --- Naming and binding ---------------------------------------------------------------------------
 
 
-def test_s5_1_binding_ids() -> None:
+def test_binding_ids() -> None:
     """A binding id is the given id without chars outside [a-zA-Z0-9-_.], or anon-XXXX."""
     mach = am.Machine(NO_RELS)
     assert mach.bind_handlers(Rec("AState"), id="my id!/x-1_2.3") == "myidx-1_2.3"
@@ -47,8 +50,8 @@ def test_s5_1_binding_ids() -> None:
     assert mach.handlers() == ["myidx-1_2.3", anon]
 
 
-def test_s5_1_unbind_handlers() -> None:
-    """[T TestUnbindHandlers] a detached binding is no longer called; unknown id: KeyError."""
+def test_unbind_handlers() -> None:
+    """upstream TestUnbindHandlers: a detached binding is no longer called; unknown id: KeyError."""
     mach = am.Machine(NO_RELS)
     r1, r2 = Rec("AState"), Rec("AState")
     id1 = mach.bind_handlers(r1, id="one")
@@ -66,7 +69,7 @@ def test_s5_1_unbind_handlers() -> None:
         mach.detach_handlers("nope")
 
 
-def test_s5_1_methods_and_callable_attributes() -> None:
+def test_methods_and_callable_attributes() -> None:
     """Both methods and callable attributes are bound."""
     calls: list[str] = []
 
@@ -83,8 +86,9 @@ def test_s5_1_methods_and_callable_attributes() -> None:
     assert calls == ["method", "attr"]
 
 
-def test_s5_1_self_handlers_cancellable() -> None:
-    """[T TestSelfHandlersCancellable] both bindings' AA are called; the second returns False."""
+def test_self_handlers_cancellable() -> None:
+    """upstream TestSelfHandlersCancellable: both bindings' AA are called; the second returns
+    False."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
     r1 = Rec("AA")
@@ -96,7 +100,7 @@ def test_s5_1_self_handlers_cancellable() -> None:
     assert mach.string() == "(A:1)"
 
 
-def test_s5_1_first_false_stops_later_bindings() -> None:
+def test_first_false_stops_later_bindings() -> None:
     """For negotiation, the first False stops the chain: later bindings are not called."""
     mach = am.Machine(NO_RELS)
     r1, r2, r3 = Rec("AEnter"), Rec(do={"AEnter": lambda _e: False}), Rec("AEnter")
@@ -107,7 +111,7 @@ def test_s5_1_first_false_stops_later_bindings() -> None:
 
 
 @pytest.mark.parametrize("ret", [None, True, 0, "", [], 1])
-def test_s5_1_only_false_cancels(ret: object) -> None:
+def test_only_false_cancels(ret: object) -> None:
     """Only a return value `is False` cancels; None, True, 0, "" and others accept."""
     mach = am.Machine(NO_RELS)
     mach.bind_handlers(Rec(do={"AEnter": lambda _e: ret}))
@@ -115,7 +119,7 @@ def test_s5_1_only_false_cancels(ret: object) -> None:
     assert mach.string() == "(A:1)"
 
 
-def test_s5_1_state_prefix() -> None:
+def test_state_prefix() -> None:
     """state_prefix: only events starting with the prefix, stripped before the method lookup."""
     mach = am.Machine({"FooReady": am.State(), "Other": am.State()})
     rec = Rec("ReadyEnter", "ReadyState", "ReadyEnd")
@@ -127,8 +131,8 @@ def test_s5_1_state_prefix() -> None:
     assert rec.calls == ["ReadyEnter", "ReadyState", "ReadyEnd"]
 
 
-def test_s5_1_first_bind_in_exception_re_adds_err() -> None:
-    """[C] First bind while in Exception: AddErr(Err()) runs ExceptionState, tick 1 -> 3."""
+def test_first_bind_in_exception_re_adds_err() -> None:
+    """First bind while in Exception: AddErr(Err()) runs ExceptionState, tick 1 -> 3."""
     mach = am.Machine({"A": am.State(require=("B",), remove=("B",)), "B": am.State()})
     assert mach.tick("Exception") == 1
     err = mach.err()
@@ -143,8 +147,8 @@ def test_s5_1_first_bind_in_exception_re_adds_err() -> None:
     assert mach.tick("Exception") == 3
 
 
-def test_s5_1_first_bind_in_exception_without_err_is_noop() -> None:
-    """[C] Exception added by a plain add1: Err() is None, so AddErr(None) is a no-op."""
+def test_first_bind_in_exception_without_err_is_noop() -> None:
+    """Exception added by a plain add1: Err() is None, so AddErr(None) is a no-op."""
     mach = am.Machine(NO_RELS)
     mach.add1("Exception")
     rec = Rec("ExceptionState")
@@ -154,7 +158,7 @@ def test_s5_1_first_bind_in_exception_without_err_is_noop() -> None:
 
 
 @pytest.mark.parametrize("name", ["FooState", "FooEnter", "FooExit", "FooEnd", "AnyFoo", "FooBar"])
-def test_s5_1_name_validation_unknown_state(name: str) -> None:
+def test_name_validation_unknown_state(name: str) -> None:
     """A handler name referring to a state not in the schema is a HandlerError; nothing is bound."""
     mach = am.Machine({"Bar": am.State(), "A": am.State()})
     if name == "FooBar":
@@ -167,7 +171,7 @@ def test_s5_1_name_validation_unknown_state(name: str) -> None:
     assert issubclass(am.HandlerError, am.AsyncMachineError)
 
 
-def test_s5_1_name_validation_valid_and_ignored() -> None:
+def test_name_validation_valid_and_ignored() -> None:
     """AnyEnter/AnyState, known-state names and pair names are valid; others ignored."""
     mach = am.Machine({"A": am.State(), "Bar": am.State()})
     names = [
@@ -188,7 +192,7 @@ def test_s5_1_name_validation_valid_and_ignored() -> None:
     assert mach.handlers() == [bid]
 
 
-def test_s5_1_private_and_non_callable_ignored() -> None:
+def test_private_and_non_callable_ignored() -> None:
     """Non-callable attributes and private helpers are not handlers."""
 
     class Handlers:
@@ -206,7 +210,7 @@ def test_s5_1_private_and_non_callable_ignored() -> None:
 
 
 @pytest.mark.parametrize("name", ["AEnter", "AExit", "AA", "AB", "AnyEnter"])
-def test_s5_1_async_negotiation_handler_rejected(name: str) -> None:
+def test_async_negotiation_handler_rejected(name: str) -> None:
     """An async def negotiation handler is refused at bind time with HandlerError."""
 
     async def handler(_e: am.Event) -> None:
@@ -220,7 +224,7 @@ def test_s5_1_async_negotiation_handler_rejected(name: str) -> None:
     assert mach.handlers() == []
 
 
-async def test_s5_1_async_final_handler_runs_as_task() -> None:
+async def test_async_final_handler_runs_as_task() -> None:
     """An async def final handler is accepted and started as a task on the running loop."""
     mach = am.Machine(NO_RELS)
     done = asyncio.Event()
@@ -237,7 +241,7 @@ async def test_s5_1_async_final_handler_runs_as_task() -> None:
     assert seen == [True]
 
 
-async def test_s5_1_async_final_handler_cancelled_with_state() -> None:
+async def test_async_final_handler_cancelled_with_state() -> None:
     """The task of an async AState is bound to A's state context: removing A cancels it."""
     mach = am.Machine(NO_RELS)
     started = asyncio.Event()
@@ -264,10 +268,10 @@ async def test_s5_1_async_final_handler_cancelled_with_state() -> None:
     assert not mach.is_err()
 
 
-# §5.2 The Event object ----------------------------------------------------------------------------
+# --- The Event object -----------------------------------------------------------------------------
 
 
-def test_s5_2_event_fields() -> None:
+def test_event_fields() -> None:
     """Event: name, machine, args (shared, never None), transition, mutation."""
     mach = am.Machine(NO_RELS)
     seen: list[am.Event] = []
@@ -288,7 +292,7 @@ def test_s5_2_event_fields() -> None:
     assert list(enter.mutation.called) == ["A"]
 
 
-def test_s5_2_event_is_valid() -> None:
+def test_event_is_valid() -> None:
     """is_valid: true during the transition, false once it completed or was cancelled."""
     mach = am.Machine(NO_RELS)
     events: list[am.Event] = []
@@ -308,10 +312,10 @@ def test_s5_2_event_is_valid() -> None:
     assert events[1].is_valid() is False
 
 
-# §5.3 Re-entrancy ---------------------------------------------------------------------------------
+# --- Re-entrancy ----------------------------------------------------------------------------------
 
 
-def test_s5_3_reads_old_state_in_negotiation_new_in_final() -> None:
+def test_reads_old_state_in_negotiation_new_in_final() -> None:
     """Reads in negotiation show the old state; in the final phase the new one."""
     mach = am.Machine(NO_RELS)
     seen: dict[str, bool] = {}
@@ -334,7 +338,7 @@ def test_s5_3_reads_old_state_in_negotiation_new_in_final() -> None:
     assert seen == {"AEnter": False, "AState": True, "AExit": True, "AEnd": False}
 
 
-def test_s5_3_mutations_in_handlers_are_queued() -> None:
+def test_mutations_in_handlers_are_queued() -> None:
     """Mutations in handlers return their queue tick (or Executed when de-duplicated)."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
@@ -350,11 +354,12 @@ def test_s5_3_mutations_in_handlers_are_queued() -> None:
     assert mach.string() == "(A:1 B:1)"
 
 
-# §5.4 Exceptions in handlers ----------------------------------------------------------------------
+# --- Exceptions in handlers -----------------------------------------------------------------------
 
 
-def test_s5_4_partial_negotiation_panic() -> None:
-    """[T TestPartialNegotiationPanic] {A}, BEnter raises: Canceled, (A:1 Exception:1) [B:0 ...]."""
+def test_partial_negotiation_panic() -> None:
+    """upstream TestPartialNegotiationPanic: {A}, BEnter raises: Canceled, (A:1 Exception:1) [B:0
+    ...]."""
     mach, lines = logged(NO_RELS)
     mach.add1("A")
     err_args: list[Any] = []
@@ -378,8 +383,9 @@ def test_s5_4_partial_negotiation_panic() -> None:
     assert ea.panic is not None
 
 
-def test_s5_4_partial_final_panic() -> None:
-    """[T TestPartialFinalPanic] Add(A,B,C), BState raises: A:1, B:2, C:2, Exception:1, Canceled."""
+def test_partial_final_panic() -> None:
+    """upstream TestPartialFinalPanic: Add(A,B,C), BState raises: A:1, B:2, C:2, Exception:1,
+    Canceled."""
     mach, lines = logged(NO_RELS, am.LogLevel.CHANGES)
     calls: list[str] = []
 
@@ -405,8 +411,8 @@ def test_s5_4_partial_final_panic() -> None:
     assert any(ln.startswith("[error:add] A B C (BState panic)") for ln in lines)
 
 
-def test_s5_4_final_panic_subscriptions_follow_kept_states() -> None:
-    """[Q] upstream skips subscriptions here; the port resolves them for the states kept (A)."""
+def test_final_panic_subscriptions_follow_kept_states() -> None:
+    """Upstream skips subscriptions here; the port resolves them for the states kept (A)."""
     mach = am.Machine(NO_RELS)
     w_a = mach.when1("A")
     w_b = mach.when1("B")
@@ -417,8 +423,9 @@ def test_s5_4_final_panic_subscriptions_follow_kept_states() -> None:
     assert not w_b.done()
 
 
-def test_s5_4_end_handler_panic_reverts_nothing() -> None:
-    """[Q][C] {A}, Set(B), AEnd raises: BState skipped, {B, Exception}, A:2, B:1, Canceled."""
+def test_end_handler_panic_reverts_nothing() -> None:
+    """upstream quirk: {A}, Set(B), AEnd raises: BState skipped, {B, Exception}, A:2, B:1,
+    Canceled."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
     rec = Rec("BState", do={"AEnd": raiser("end")})
@@ -428,8 +435,9 @@ def test_s5_4_end_handler_panic_reverts_nothing() -> None:
     assert mach.string_all() == "(B:1 Exception:1) [A:2 C:0 D:0]"
 
 
-def test_s5_4_no_nesting_of_exception() -> None:
-    """[Q][C] ExceptionState raising after AddErr: no new Exception, Err() kept, Exception:2."""
+def test_no_nesting_of_exception() -> None:
+    """upstream quirk: ExceptionState raising after AddErr: no new Exception, Err() kept,
+    Exception:2."""
     mach = am.Machine(NO_RELS)
     first = ValueError("first")
     mach.bind_handlers(Rec(do={"ExceptionState": raiser("second")}))
@@ -438,7 +446,7 @@ def test_s5_4_no_nesting_of_exception() -> None:
     assert mach.string_all() == "() [A:0 B:0 C:0 D:0 Exception:2]"
 
 
-def test_s5_4_panic_to_exception_off_reraises_negotiation() -> None:
+def test_panic_to_exception_off_reraises_negotiation() -> None:
     """panic_to_exception=False: the error propagates to the mutation's caller."""
     mach = am.Machine(NO_RELS, panic_to_exception=False)
     mach.bind_handlers(Rec(do={"AEnter": raiser("neg")}))
@@ -450,7 +458,7 @@ def test_s5_4_panic_to_exception_off_reraises_negotiation() -> None:
     assert mach.add1("B") == am.Executed
 
 
-def test_s5_4_panic_to_exception_off_reraises_final() -> None:
+def test_panic_to_exception_off_reraises_final() -> None:
     """panic_to_exception=False: a final handler's error propagates too; machine stays usable."""
     mach = am.Machine(NO_RELS, panic_to_exception=False)
     mach.bind_handlers(Rec(do={"AState": raiser("fin")}))
@@ -462,7 +470,7 @@ def test_s5_4_panic_to_exception_off_reraises_final() -> None:
     assert mach.is1("B")
 
 
-def test_s5_4_base_exception_propagates() -> None:
+def test_base_exception_propagates() -> None:
     """A BaseException (not Exception) is not turned into the Exception state."""
 
     class Stop(BaseException):
@@ -478,7 +486,7 @@ def test_s5_4_base_exception_propagates() -> None:
     assert not mach.is_err()
 
 
-def test_s5_4_final_panic_other_bindings_still_called() -> None:
+def test_final_panic_other_bindings_still_called() -> None:
     """After a final-handler panic, the remaining bindings for the same event are still called."""
     mach = am.Machine(NO_RELS)
     r1 = Rec(do={"AState": raiser("x")})
@@ -490,7 +498,7 @@ def test_s5_4_final_panic_other_bindings_still_called() -> None:
     assert mach.string_all() == "(Exception:1) [A:2 B:0 C:0 D:0]"
 
 
-def test_s5_4_negotiation_panic_stops_chain() -> None:
+def test_negotiation_panic_stops_chain() -> None:
     """A negotiation panic counts as False: later bindings are not called."""
     mach = am.Machine(NO_RELS)
     r1 = Rec(do={"AEnter": raiser("x")})
@@ -502,7 +510,7 @@ def test_s5_4_negotiation_panic_stops_chain() -> None:
     assert mach.string_all() == "(Exception:1) [A:0 B:0 C:0 D:0]"
 
 
-def test_s5_4_exception_prepended_before_queued() -> None:
+def test_exception_prepended_before_queued() -> None:
     """The Exception mutation is prepended: it runs before already queued mutations."""
     mach = am.Machine(NO_RELS)
     calls: list[str] = []
@@ -518,10 +526,10 @@ def test_s5_4_exception_prepended_before_queued() -> None:
     assert calls == ["AState", "ExceptionState", "CState"]
 
 
-# §5.5 Handler timeouts (decided) ------------------------------------------------------------------
+# --- Handler timeouts (decided) -------------------------------------------------------------------
 
 
-def test_s5_5_negotiation_timeout_cancels() -> None:
+def test_negotiation_timeout_cancels() -> None:
     """A negotiation handler that ran too long cancels and adds Exception (HandlerTimeoutError)."""
     mach, lines = logged(NO_RELS, handler_timeout=0.02)
     mach.bind_handlers(Rec(do={"AEnter": lambda _e: spin(0.05)}))
@@ -534,7 +542,7 @@ def test_s5_5_negotiation_timeout_cancels() -> None:
     assert "[cancel] (A) by timeout" in lines
 
 
-def test_s5_5_final_timeout_rolls_back() -> None:
+def test_final_timeout_rolls_back() -> None:
     """A final handler that ran too long rolls back like a panic: A:2, Exception:1, Canceled."""
     mach = am.Machine(NO_RELS, handler_timeout=0.02)
     seen: list[Any] = []
@@ -551,7 +559,7 @@ def test_s5_5_final_timeout_rolls_back() -> None:
     assert len(seen) == 1 and isinstance(seen[0], am.HandlerTimeoutError)
 
 
-def test_s5_5_no_backoff_after_timeout() -> None:
+def test_no_backoff_after_timeout() -> None:
     """Decision: no deadline, no backoff; the next mutations run normally."""
     mach = am.Machine(NO_RELS, handler_timeout=0.02)
     mach.bind_handlers(Rec(do={"AEnter": lambda _e: spin(0.05)}))
@@ -562,7 +570,7 @@ def test_s5_5_no_backoff_after_timeout() -> None:
     assert mach.string_all() == "(B:1) [A:0 C:0 D:0 Exception:2]"
 
 
-def test_s5_5_fast_handler_within_timeout() -> None:
+def test_fast_handler_within_timeout() -> None:
     """A handler within the timeout does nothing special."""
     mach = am.Machine(NO_RELS, handler_timeout=5.0)
     mach.bind_handlers(Rec("AEnter", "AState"))
@@ -570,7 +578,7 @@ def test_s5_5_fast_handler_within_timeout() -> None:
     assert not mach.is_err()
 
 
-def test_s5_5_no_timeout_by_default() -> None:
+def test_no_timeout_by_default() -> None:
     """handler_timeout defaults to None: no checks at all."""
     mach = am.Machine(NO_RELS)
     mach.bind_handlers(Rec(do={"AState": lambda _e: spin(0.12)}))
@@ -578,10 +586,10 @@ def test_s5_5_no_timeout_by_default() -> None:
     assert not mach.is_err()
 
 
-# §5.6 Other hooks ---------------------------------------------------------------------------------
+# --- Other hooks ----------------------------------------------------------------------------------
 
 
-def test_s5_6_on_error_called_before_add() -> None:
+def test_on_error_called_before_add() -> None:
     """on_error(mach, err) runs inside add_err before the Exception is added."""
     mach = am.Machine(NO_RELS)
     seen: list[tuple[Any, Any, bool]] = []
@@ -592,7 +600,7 @@ def test_s5_6_on_error_called_before_add() -> None:
     assert mach.is_err()
 
 
-def test_s5_6_on_error_for_handler_panic() -> None:
+def test_on_error_for_handler_panic() -> None:
     """A handler panic goes through add_err, so on_error sees it."""
     mach = am.Machine(NO_RELS)
     seen: list[Any] = []
@@ -600,3 +608,116 @@ def test_s5_6_on_error_for_handler_panic() -> None:
     mach.bind_handlers(Rec(do={"AEnter": raiser("boom")}))
     mach.add1("A")
     assert len(seen) == 1 and str(seen[0]) == "boom"
+
+
+def test_misspelt_handler_warns() -> None:
+    """`FooEnterr`: starts with a state, but the rest is no suffix and no state: HandlerWarning."""
+    mach = am.Machine({"Foo": am.State(), "Bar": am.State()})
+    calls: list[str] = []
+
+    class Handlers:
+        def FooEnterr(self, e: am.Event) -> None:
+            calls.append("FooEnterr")
+
+        def FooState(self, e: am.Event) -> None:
+            calls.append("FooState")
+
+    with pytest.warns(am.HandlerWarning, match="FooEnterr") as record:
+        mach.bind_handlers(Handlers())
+    assert len(record) == 1
+    assert record[0].filename == __file__  # points at the bind_handlers call
+    assert issubclass(am.HandlerWarning, UserWarning)
+    mach.add1("Foo")
+    assert calls == ["FooState"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["FooBar", "FooBarState", "Foobar", "Foo", "helper", "AnyEnter", "FooFoo"],
+)
+def test_handler_like_names_that_do_not_warn(name: str) -> None:
+    """Pairs of states, real handlers, a state name alone and other words are left alone."""
+    mach = am.Machine({"Foo": am.State(), "Bar": am.State(), "FooBar": am.State()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mach.bind_handlers({name: lambda e: None})
+
+
+def test_misspelt_handler_in_a_dict_warns() -> None:
+    mach = am.Machine({"Foo": am.State()})
+    with pytest.warns(am.HandlerWarning, match="FooExt"):
+        mach.bind_handlers({"FooExt": lambda e: None})
+
+
+def test_current_transition_follows_the_handlers() -> None:
+    """am.current_transition() is the transition whose handlers run, None elsewhere."""
+    mach = am.Machine(dict(NO_RELS))
+    seen: list[tuple[str, am.Transition | None, am.Transition | None]] = []
+
+    def record(e: am.Event) -> None:
+        seen.append((e.name, am.current_transition(), e.transition))
+
+    mach.bind_handlers(SimpleNamespace(AEnter=record, AState=record, AnyState=record))
+    assert am.current_transition() is None
+    mach.add1("A")
+    assert am.current_transition() is None
+    assert [name for name, _, _ in seen] == ["AEnter", "AState", "AnyState"]
+    assert all(current is tx for _, current, tx in seen)
+
+
+def test_current_transition_across_machines() -> None:
+    """A handler of one machine mutating another: each machine's handlers see their own
+    transition, and the outer one is back once the inner call returns."""
+    outer = am.Machine(dict(NO_RELS), id="outer")
+    inner = am.Machine(dict(NO_RELS), id="inner")
+    seen: list[tuple[str, str]] = []
+
+    def b_state(e: am.Event) -> None:
+        tx = am.current_transition()
+        assert tx is not None
+        seen.append(("inner", tx.machine_id))
+
+    def a_state(e: am.Event) -> None:
+        inner.add1("B")
+        tx = am.current_transition()
+        assert tx is e.transition
+        seen.append(("outer", tx.machine_id))
+
+    outer.bind_handlers(SimpleNamespace(AState=a_state))
+    inner.bind_handlers(SimpleNamespace(BState=b_state))
+    outer.add1("A")
+    assert seen == [("inner", "inner"), ("outer", "outer")]
+
+
+async def test_current_transition_is_inherited_by_tasks() -> None:
+    """An async final handler, and a task forked from a handler, keep the transition that
+    started them, even after later transitions."""
+    mach = am.Machine(dict(NO_RELS))
+    seen: dict[str, am.Transition | None] = {}
+    started: dict[str, am.Transition] = {}
+    release = asyncio.Event()
+
+    async def forked() -> None:
+        await release.wait()
+        seen["forked"] = am.current_transition()
+
+    class Handlers:
+        async def AState(self, e: am.Event) -> None:
+            started["async"] = e.transition
+            await release.wait()
+            seen["async"] = am.current_transition()
+
+        def BState(self, e: am.Event) -> None:
+            started["forked"] = e.transition
+            e.machine.fork(e.machine.ctx, forked())
+
+    mach.bind_handlers(Handlers())
+    mach.add1("A")
+    mach.add1("B")
+    mach.add1("C")
+    assert am.current_transition() is None
+    release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert seen == started
+    assert started["async"] is not started["forked"]

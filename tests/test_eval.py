@@ -1,4 +1,5 @@
-"""§12 eval: runs at once when idle, refuses inside handlers and inside another eval."""
+"""Eval: runs at once when idle, refused inside handlers and inside another eval
+(docs/semantics.md#eval)."""
 
 from __future__ import annotations
 

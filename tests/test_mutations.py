@@ -1,6 +1,7 @@
-"""machine-semantics.md §3: mutations, results, queue checks, queue ticks, inspection, dry runs.
+"""Mutations and the queue: results, queue checks, queue ticks, inspection, dry runs
+(docs/semantics.md#mutations, #queue, #dry-runs).
 
-Project decision §3.2: a mutation is de-duplicated only against the LAST queued mutation.
+Decided against upstream: a mutation is de-duplicated only against the LAST queued mutation.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from support import NO_RELS, Rec
 
 import asyncmachine as am
 
-# the upstream test schema "Rels" (see the §11 Inspect example)
+# the upstream test schema "Rels" (see the docs/semantics.md#reading Inspect example)
 RELS: dict[str, am.State] = {
     "A": am.State(auto=True, require=("C",)),
     "B": am.State(multi=True, add=("C",)),
@@ -30,10 +31,10 @@ def in_a_state(mach: am.Machine, fn: Callable[[am.Event], object], *names: str) 
     return rec
 
 
-# §3.1 Mutation API and result values --------------------------------------------------------------
+# --- Mutation API and result values ---------------------------------------------------------------
 
 
-def test_s3_1_result_values() -> None:
+def test_result_values() -> None:
     """Executed 0, Canceled 1, Queued 2+; str() and is_queued."""
     assert am.Executed == 0 and am.Canceled == 1 and am.Queued == 2
     assert isinstance(am.Executed, int) and isinstance(am.Executed, am.Result)
@@ -46,7 +47,7 @@ def test_s3_1_result_values() -> None:
     assert not am.Executed.is_queued and not am.Canceled.is_queued
 
 
-def test_s3_1_mutations_return_result() -> None:
+def test_mutations_return_result() -> None:
     """Every mutation returns an am.Result."""
     mach = am.Machine(NO_RELS)
     res = mach.add1("A")
@@ -54,14 +55,14 @@ def test_s3_1_mutations_return_result() -> None:
     assert isinstance(mach.remove1("A"), am.Result)
 
 
-async def test_s3_1_result_awaitable() -> None:
+async def test_result_awaitable() -> None:
     """A Result resolves to itself when awaited."""
     mach = am.Machine(NO_RELS)
     assert await mach.add1("A") == am.Executed
     assert await mach.remove1("A") == am.Executed
 
 
-def test_s3_1_add_remove_set() -> None:
+def test_add_remove_set() -> None:
     """add keeps active states, remove deactivates only the listed, set replaces the active set."""
     mach = am.Machine(NO_RELS)
     assert mach.add1("A") == am.Executed
@@ -76,8 +77,8 @@ def test_s3_1_add_remove_set() -> None:
     assert mach.string_all() == "() [A:2 B:2 C:2 D:2 Exception:0]"
 
 
-def test_s3_1_toggle() -> None:
-    """[T TestToggle] all listed active -> Remove, else Add."""
+def test_toggle() -> None:
+    """upstream TestToggle: all listed active -> Remove, else Add."""
     mach = am.Machine(NO_RELS)
     assert mach.toggle(["A", "B"]) == am.Executed
     assert mach.string() == "(A:1 B:1)"
@@ -92,7 +93,7 @@ def test_s3_1_toggle() -> None:
     assert mach.string() == "(A:5 B:3)"
 
 
-def test_s3_1_add_err() -> None:
+def test_add_err() -> None:
     """add_err adds Exception and stores the error."""
     mach = am.Machine(NO_RELS)
     err = ValueError("x")
@@ -102,8 +103,8 @@ def test_s3_1_add_err() -> None:
     assert mach.string_all() == "(Exception:1) [A:0 B:0 C:0 D:0]"
 
 
-def test_s3_1_add_err_state() -> None:
-    """[T TestAddErr] add_err_state("B", err) on NoRels: B and Exception active."""
+def test_add_err_state() -> None:
+    """upstream TestAddErr: add_err_state("B", err) on NoRels: B and Exception active."""
     mach = am.Machine(NO_RELS)
     err = ValueError("x")
     assert mach.add_err_state("B", err) == am.Executed
@@ -111,8 +112,8 @@ def test_s3_1_add_err_state() -> None:
     assert mach.string_all() == "(B:1 Exception:1) [A:0 C:0 D:0]"
 
 
-def test_s3_1_args_shared_between_handlers() -> None:
-    """[C] The same args object reaches every handler: Enter writes, State reads."""
+def test_args_shared_between_handlers() -> None:
+    """The same args object reaches every handler: Enter writes, State reads."""
     mach = am.Machine(NO_RELS)
     seen: list[Any] = []
 
@@ -129,7 +130,7 @@ def test_s3_1_args_shared_between_handlers() -> None:
     assert seen[1] == {"k": "v", "from_enter": 1}
 
 
-def test_s3_1_none_args_normalised() -> None:
+def test_none_args_normalised() -> None:
     """No args: handlers get an empty dict, never None."""
     mach = am.Machine(NO_RELS)
     seen: list[Any] = []
@@ -139,8 +140,9 @@ def test_s3_1_none_args_normalised() -> None:
     assert isinstance(seen[0], dict)
 
 
-def test_s3_1_unknown_state_raises() -> None:
-    """[T TestPanicWhenStateIsUnknown] every mutation raises StateMissingError; nothing changes."""
+def test_unknown_state_raises() -> None:
+    """upstream TestPanicWhenStateIsUnknown: every mutation raises StateMissingError; nothing
+    changes."""
     assert issubclass(am.StateMissingError, KeyError)
     assert issubclass(am.StateMissingError, am.AsyncMachineError)
     mach = am.Machine(NO_RELS)
@@ -163,8 +165,8 @@ def test_s3_1_unknown_state_raises() -> None:
     assert mach.queue_tick() == 2
 
 
-def test_s3_1_unknown_remove_in_handler_raises() -> None:
-    """api.md: unknown names raise from every mutation, also on Remove's early-exit path."""
+def test_unknown_remove_in_handler_raises() -> None:
+    """the API: unknown names raise from every mutation, also on Remove's early-exit path."""
     mach = am.Machine(NO_RELS)
     caught: list[BaseException] = []
 
@@ -180,8 +182,8 @@ def test_s3_1_unknown_remove_in_handler_raises() -> None:
     assert not mach.is_err()
 
 
-def test_s3_1_ev_mutation_records_source() -> None:
-    """[T TestEvMutations] ev_add1 records the source machine, transition and machine time."""
+def test_ev_mutation_records_source() -> None:
+    """upstream TestEvMutations: ev_add1 records the source machine, transition and machine time."""
     mach = am.Machine(NO_RELS)
     mach.add1("C")
     src: list[Any] = []
@@ -203,11 +205,11 @@ def test_s3_1_ev_mutation_records_source() -> None:
     assert source.mach_time == 1  # sum of A's TimeBefore: C:1
 
 
-# §3.2 Checks before queueing ----------------------------------------------------------------------
+# --- Checks before queueing -----------------------------------------------------------------------
 
 
-def test_s3_2_disposed_every_mutation_canceled() -> None:
-    """[T TestDisposedNoOp] after dispose every mutation returns Canceled."""
+def test_disposed_every_mutation_canceled() -> None:
+    """upstream TestDisposedNoOp: after dispose every mutation returns Canceled."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
     mach.dispose()
@@ -224,7 +226,7 @@ def test_s3_2_disposed_every_mutation_canceled() -> None:
     assert mach.can_remove1("A") == am.Canceled
 
 
-def test_s3_2_queue_limit_add() -> None:
+def test_queue_limit_add() -> None:
     """Queue limit: Add Canceled unless it has Exception (not active); Set, AddErr* never."""
     mach = am.Machine(NO_RELS, queue_limit=2)
     res: dict[str, am.Result] = {}
@@ -256,7 +258,7 @@ def test_s3_2_queue_limit_add() -> None:
     assert mach.err() is None
 
 
-def test_s3_2_queue_limit_remove_exception() -> None:
+def test_queue_limit_remove_exception() -> None:
     """Queue limit: Remove is let through only for Exception while the machine is in Exception."""
     mach = am.Machine(NO_RELS, queue_limit=1)
     res: dict[str, am.Result] = {}
@@ -275,7 +277,7 @@ def test_s3_2_queue_limit_remove_exception() -> None:
     assert mach.string_all() == "(A:1 B:1 C:1) [D:0 Exception:2]"
 
 
-def test_s3_2_queue_limit_counts_prepended() -> None:
+def test_queue_limit_counts_prepended() -> None:
     """The queue length includes prepended items such as checks."""
     mach = am.Machine(NO_RELS, queue_limit=1)
     res: list[am.Result] = []
@@ -290,7 +292,7 @@ def test_s3_2_queue_limit_counts_prepended() -> None:
     assert mach.string() == "(A:1)"
 
 
-def test_s3_2_add_err_none_or_cancelled_error() -> None:
+def test_add_err_none_or_cancelled_error() -> None:
     """add_err(None) and add_err(CancelledError()) are Canceled; nothing is stored."""
     mach = am.Machine(NO_RELS)
     assert mach.add_err(None) == am.Canceled
@@ -300,8 +302,8 @@ def test_s3_2_add_err_none_or_cancelled_error() -> None:
     assert mach.string_all() == "() [A:0 B:0 C:0 D:0 Exception:0]"
 
 
-def test_s3_2_remove_early_exit_in_handler() -> None:
-    """[C] In a handler, empty queue, nothing listed active: Remove is Executed, queues nothing."""
+def test_remove_early_exit_in_handler() -> None:
+    """In a handler, empty queue, nothing listed active: Remove is Executed, queues nothing."""
     mach = am.Machine(NO_RELS)
     seen: list[tuple[am.Result, int, int]] = []
 
@@ -315,7 +317,7 @@ def test_s3_2_remove_early_exit_in_handler() -> None:
     assert mach.queue_tick() == 2
 
 
-def test_s3_2_remove_no_early_exit_when_queue_busy() -> None:
+def test_remove_no_early_exit_when_queue_busy() -> None:
     """The early exit needs an empty queue: with something queued, Remove queues too."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
@@ -330,8 +332,8 @@ def test_s3_2_remove_no_early_exit_when_queue_busy() -> None:
     assert mach.queue_tick() == 4
 
 
-def test_s3_2_remove_inactive_outside_transition_runs() -> None:
-    """[C] Outside a transition, removing an inactive state runs a no-op transition."""
+def test_remove_inactive_outside_transition_runs() -> None:
+    """Outside a transition, removing an inactive state runs a no-op transition."""
     mach = am.Machine(NO_RELS)
     rec = Rec("AnyEnter", "AnyState", "BExit", "BEnd")
     mach.bind_handlers(rec)
@@ -341,8 +343,9 @@ def test_s3_2_remove_inactive_outside_transition_runs() -> None:
     assert mach.tick("B") == 0
 
 
-def test_s3_2_nested_mutation_dedup() -> None:
-    """[T TestNestedMutation] a repeated plain Add is dropped, Executed, and uses no queue tick."""
+def test_nested_mutation_dedup() -> None:
+    """upstream TestNestedMutation: a repeated plain Add is dropped, Executed, and uses no queue
+    tick."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
 
@@ -359,7 +362,7 @@ def test_s3_2_nested_mutation_dedup() -> None:
     assert mach.string() == "(A:1 B:1 C:1)"
 
 
-def test_s3_2_dedup_ignores_order() -> None:
+def test_dedup_ignores_order() -> None:
     """The called set is compared as a set."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
@@ -374,8 +377,8 @@ def test_s3_2_dedup_ignores_order() -> None:
     assert mach.queue_tick() == 3
 
 
-def test_s3_2_dedup_only_against_last_queued() -> None:
-    """Decision §3.2: [Add B, Remove B] + Add B is queued (not dropped), so B ends active."""
+def test_dedup_only_against_last_queued() -> None:
+    """Decided: [Add B, Remove B] + Add B is queued (not dropped), so B ends active."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
 
@@ -390,8 +393,8 @@ def test_s3_2_dedup_only_against_last_queued() -> None:
     assert mach.string_all() == "(A:1 B:3) [C:0 D:0 Exception:0]"
 
 
-def test_s3_2_dedup_not_against_earlier_twin() -> None:
-    """Decision §3.2: a twin that is not the last queued mutation does not de-duplicate."""
+def test_dedup_not_against_earlier_twin() -> None:
+    """Decided: a twin that is not the last queued mutation does not de-duplicate."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
 
@@ -407,7 +410,7 @@ def test_s3_2_dedup_not_against_earlier_twin() -> None:
     assert mach.string() == "(A:1 B:1 C:1)"
 
 
-def test_s3_2_dedup_disabled_by_args() -> None:
+def test_dedup_disabled_by_args() -> None:
     """Any args disable de-duplication."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
@@ -423,8 +426,8 @@ def test_s3_2_dedup_disabled_by_args() -> None:
     assert res == [3, 4, 5, 6]
 
 
-def test_s3_2_dedup_disabled_by_multi() -> None:
-    """§7 [C] Multi states are never de-duplicated: Add1(M) x3 -> ticks t, t+1, t+2, M:5."""
+def test_dedup_disabled_by_multi() -> None:
+    """Multi states are never de-duplicated: Add1(M) x3 -> ticks t, t+1, t+2, M:5."""
     mach = am.Machine({"A": am.State(), "M": am.State(multi=True)})
     res: list[am.Result] = []
 
@@ -437,7 +440,7 @@ def test_s3_2_dedup_disabled_by_multi() -> None:
     assert mach.tick("M") == 5
 
 
-def test_s3_2_dedup_same_type_only() -> None:
+def test_dedup_same_type_only() -> None:
     """A different mutation type is not a twin."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
@@ -452,7 +455,7 @@ def test_s3_2_dedup_same_type_only() -> None:
     assert mach.string_all() == "(B:1) [A:2 C:0 D:0 Exception:0]"
 
 
-def test_s3_2_dedup_ignores_checks() -> None:
+def test_dedup_ignores_checks() -> None:
     """A queued check is not a twin of a real mutation."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
@@ -467,10 +470,10 @@ def test_s3_2_dedup_ignores_checks() -> None:
     assert mach.string() == "(A:1 B:1)"
 
 
-# §3.3 Queueing and processing ---------------------------------------------------------------------
+# --- Queueing and processing ----------------------------------------------------------------------
 
 
-def test_s3_3_queue_tick_advances() -> None:
+def test_queue_tick_advances() -> None:
     """queueTick starts at 1; after an idle mutation it equals that mutation's tick."""
     mach = am.Machine({"A": am.State(), "F": am.State(require=("G",)), "G": am.State()})
     assert mach.queue_tick() == 1
@@ -480,8 +483,8 @@ def test_s3_3_queue_tick_advances() -> None:
     assert mach.queue_tick() == 3
 
 
-def test_s3_3_queue_example() -> None:
-    """[T TestQueue] init Set(A); Set(B, args) runs at tick 3; Add(C) in BEnter returns 4."""
+def test_queue_example() -> None:
+    """upstream TestQueue: init Set(A); Set(B, args) runs at tick 3; Add(C) in BEnter returns 4."""
     mach = am.Machine(NO_RELS)
     mach.set(["A"])
     assert mach.queue_tick() == 2
@@ -502,8 +505,8 @@ def test_s3_3_queue_example() -> None:
     assert mach.queue_tick() == 4
 
 
-def test_s3_3_nested_add_runs_after_auto() -> None:
-    """[C] A{}, B{}, X{Auto, Require:[A]}; AState adds B (3): order AState, XState, BState."""
+def test_nested_add_runs_after_auto() -> None:
+    """A{}, B{}, X{Auto, Require:[A]}; AState adds B (3): order AState, XState, BState."""
     mach = am.Machine({"A": am.State(), "B": am.State(), "X": am.State(auto=True, require=("A",))})
     res: list[am.Result] = []
     rec = in_a_state(mach, lambda _e: res.append(mach.add1("B")), "XState", "BState")
@@ -514,7 +517,7 @@ def test_s3_3_nested_add_runs_after_auto() -> None:
     assert mach.queue_tick() == 3
 
 
-def test_s3_3_idle_call_returns_own_result() -> None:
+def test_idle_call_returns_own_result() -> None:
     """The first processed mutation's result is returned, not a later queued one's."""
     mach = am.Machine({"A": am.State(), "F": am.State(require=("G",)), "G": am.State()})
     res: list[am.Result] = []
@@ -524,7 +527,7 @@ def test_s3_3_idle_call_returns_own_result() -> None:
     assert mach.string() == "(A:1)"
 
 
-def test_s3_3_transitions_never_nest() -> None:
+def test_transitions_never_nest() -> None:
     """A mutation from a handler runs after the current transition finished."""
     mach = am.Machine(NO_RELS)
 
@@ -537,11 +540,12 @@ def test_s3_3_transitions_never_nest() -> None:
     assert rec.calls == ["AEnter", "AState", "AnyState", "BEnter", "BState", "AnyState"]
 
 
-# §3.4 Queue inspection ----------------------------------------------------------------------------
+# --- Queue inspection -----------------------------------------------------------------------------
 
 
-def test_s3_4_queue_checkable() -> None:
-    """[T TestQueueCheckable] inside AState, Add B, C, D: length 3, C at index 1, WillBe1(C)."""
+def test_queue_checkable() -> None:
+    """upstream TestQueueCheckable: inside AState, Add B, C, D: length 3, C at index 1,
+    WillBe1(C)."""
     mach = am.Machine(NO_RELS)
     seen: dict[str, Any] = {}
 
@@ -565,8 +569,8 @@ def test_s3_4_queue_checkable() -> None:
     assert [m.queue_tick for m in seen["queue"]] == [3, 4, 5]
 
 
-def test_s3_4_is_queued() -> None:
-    """[T TestQueueCheckable] IsQueued(add, [C]) -> found at index 1 (Go name, snake_cased)."""
+def test_is_queued() -> None:
+    """upstream TestQueueCheckable: IsQueued(add, ) -> found at index 1 (Go name, snake_cased)."""
     mach = am.Machine(NO_RELS)
     seen: list[Any] = []
 
@@ -585,7 +589,7 @@ def test_s3_4_is_queued() -> None:
     assert seen[1][0] is False
 
 
-def test_s3_4_queue_is_a_copy() -> None:
+def test_queue_is_a_copy() -> None:
     """queue() returns a copy: changing it changes nothing."""
     mach = am.Machine(NO_RELS)
     seen: list[int] = []
@@ -602,7 +606,7 @@ def test_s3_4_queue_is_a_copy() -> None:
     assert mach.is1("B")
 
 
-def test_s3_4_will_be_removed_and_implied() -> None:
+def test_will_be_removed_and_implied() -> None:
     """will_be_removed sees queued Removes; implied (Add relation) states do not count."""
     mach = am.Machine({"A": am.State(), "X": am.State(add=("Y",)), "Y": am.State()})
     seen: dict[str, bool] = {}
@@ -630,7 +634,7 @@ def test_s3_4_will_be_removed_and_implied() -> None:
     assert mach.string() == "(X:1 Y:1)"
 
 
-def test_s3_4_queue_empty_when_idle() -> None:
+def test_queue_empty_when_idle() -> None:
     """An idle machine has an empty queue."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
@@ -639,10 +643,10 @@ def test_s3_4_queue_empty_when_idle() -> None:
     assert mach.will_be1("A") is False
 
 
-# §3.5 Result of a processed mutation --------------------------------------------------------------
+# --- Result of a processed mutation ---------------------------------------------------------------
 
 
-def test_s3_5_accepted_without_change_is_executed() -> None:
+def test_accepted_without_change_is_executed() -> None:
     """An accepted Add or Set gives Executed even if nothing changed."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
@@ -651,7 +655,7 @@ def test_s3_5_accepted_without_change_is_executed() -> None:
     assert mach.tick("A") == 1
 
 
-def test_s3_5_remove_result_from_handler_cancel() -> None:
+def test_remove_result_from_handler_cancel() -> None:
     """A Remove cancelled by a handler is Canceled; the state stays active."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
@@ -660,8 +664,8 @@ def test_s3_5_remove_result_from_handler_cancel() -> None:
     assert mach.string() == "(A:1)"
 
 
-def test_s3_5_result_before_auto() -> None:
-    """[C] X{Auto} active: Remove1(X) -> Executed, yet X is active again (X:3)."""
+def test_result_before_auto() -> None:
+    """X{Auto} active: Remove1(X) -> Executed, yet X is active again (X:3)."""
     mach = am.Machine({"A": am.State(), "X": am.State(auto=True)})
     mach.add1("A")
     assert mach.tick("X") == 1
@@ -669,11 +673,12 @@ def test_s3_5_result_before_auto() -> None:
     assert mach.string_all() == "(A:1 X:3) [Exception:0]"
 
 
-# §3.6 can_add / can_remove ------------------------------------------------------------------------
+# --- can_add / can_remove -------------------------------------------------------------------------
 
 
-def test_s3_6_can_add_rels() -> None:
-    """[T TestCanAdd] Rels: CanAdd([A]) Canceled (A requires C), CanAdd([C]) Executed; no change."""
+def test_can_add_rels() -> None:
+    """upstream TestCanAdd: Rels: CanAdd([A]) Canceled (A requires C), CanAdd() Executed; no
+    change."""
     mach = am.Machine(RELS)
     assert mach.can_add(["A"]) == am.Canceled
     assert mach.can_add(["C"]) == am.Executed
@@ -681,7 +686,7 @@ def test_s3_6_can_add_rels() -> None:
     assert mach.queue_tick() == 1
 
 
-def test_s3_6_can_add_runs_negotiation_only() -> None:
+def test_can_add_runs_negotiation_only() -> None:
     """A dry run calls negotiation handlers, no final ones, and changes nothing."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
@@ -696,7 +701,7 @@ def test_s3_6_can_add_runs_negotiation_only() -> None:
     assert mach.queue_tick() == 2
 
 
-def test_s3_6_can_add_cancelled_by_handler() -> None:
+def test_can_add_cancelled_by_handler() -> None:
     """A negotiation handler returning False makes the dry run Canceled."""
     mach = am.Machine(NO_RELS)
     mach.add1("A")
@@ -708,7 +713,7 @@ def test_s3_6_can_add_cancelled_by_handler() -> None:
     assert mach.string() == "(A:1)"
 
 
-def test_s3_6_can_add_no_auto_no_subscriptions() -> None:
+def test_can_add_no_auto_no_subscriptions() -> None:
     """No auto mutation follows a check and no subscription is processed."""
     mach = am.Machine({"A": am.State(), "X": am.State(auto=True)})
     w = mach.when1("A")
@@ -717,7 +722,7 @@ def test_s3_6_can_add_no_auto_no_subscriptions() -> None:
     assert mach.string_all() == "() [A:0 Exception:0 X:0]"
 
 
-def test_s3_6_can_add_in_handler_is_queued() -> None:
+def test_can_add_in_handler_is_queued() -> None:
     """Called from a handler a check returns Queued (2) and runs next, before queued mutations."""
     mach = am.Machine(NO_RELS)
     res: list[am.Result] = []
@@ -734,7 +739,7 @@ def test_s3_6_can_add_in_handler_is_queued() -> None:
     assert mach.queue_tick() == 3
 
 
-def test_s3_6_can_remove_relations() -> None:
+def test_can_remove_relations() -> None:
     """can_remove resolves relations like remove: a Remove is accepted at the relations stage."""
     mach = am.Machine({"A": am.State(require=("B",)), "B": am.State()})
     mach.add(["A", "B"])

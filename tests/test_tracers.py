@@ -1,4 +1,4 @@
-"""§14 tracers: hook order, binding, detaching, and hooks that raise."""
+"""Tracers: hook order, binding, detaching, and hooks that raise (docs/semantics.md#tracers)."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_tracer_base_hooks_do_nothing() -> None:
 
 
 def test_hook_order_example() -> None:
-    """§14: an idle Add1(A) with AEnter, AState, AnyEnter, AnyState bound."""
+    """An idle Add1(A) with AEnter, AState, AnyEnter, AnyState bound."""
     t = Rec()
     mach = am.Machine(dict(NO_RELS), tracers=(t,))
     assert t.raw == [("machine_init", (mach,))]

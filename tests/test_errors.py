@@ -1,4 +1,5 @@
-"""§8 errors: add_err, add_err_state, err(), on_error, ErrArgs and the ExceptionHandler mixin."""
+"""Errors: add_err, add_err_state, err(), on_error, ErrArgs and the ExceptionHandler mixin
+(docs/semantics.md#errors)."""
 
 from __future__ import annotations
 
@@ -168,7 +169,7 @@ def test_panic_to_exception_off_propagates() -> None:
 
 
 def test_err_state_requiring_exception_pattern() -> None:
-    """§8: ErrNet{Require:[Exception]} goes away when Exception is removed."""
+    """ErrNet{Require:[Exception]} goes away when Exception is removed."""
     mach = am.Machine({"ErrNet": St(require=("Exception",))})
     assert mach.add_err_state("ErrNet", OSError("down")) == am.Executed
     assert mach.string_all() == "(ErrNet:1 Exception:1) []"
@@ -177,7 +178,7 @@ def test_err_state_requiring_exception_pattern() -> None:
 
 
 def test_err_state_adding_exception_without_explicit_exception() -> None:
-    """decisions.md §1.2: Add:[Exception] works although the schema doesn't declare Exception."""
+    """Add:[Exception] works although the schema doesn't declare Exception."""
     mach = am.Machine({"ErrX": St(multi=True, add=("Exception",), require=("Exception",))})
     assert mach.add1("ErrX") == am.Executed
     assert mach.string_all() == "(ErrX:1 Exception:1) []"

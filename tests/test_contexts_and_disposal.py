@@ -1,4 +1,5 @@
-"""§9 state contexts, the machine context and disposal (api.md's post-dispose contract)."""
+"""State contexts, the machine context and disposal
+(docs/semantics.md#contexts, #disposal)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def mk(schema: dict[str, am.State] | None = None, **kw: object) -> am.Machine:
     return am.Machine(dict(schema or NO_RELS), **kw)  # type: ignore[arg-type]
 
 
-# --- §9.1 state contexts ---------------------------------------------------------------------
+# --- state contexts -------------------------------------------------------------------------------
 
 
 def test_state_ctx_basic() -> None:
@@ -88,7 +89,7 @@ def test_state_ctx_is_child_of_machine_ctx() -> None:
     assert mach.ctx.done()
 
 
-# --- §9.3 dispose -----------------------------------------------------------------------------
+# --- dispose --------------------------------------------------------------------------------------
 
 
 def test_dispose_mutations_are_canceled() -> None:
@@ -117,7 +118,7 @@ def test_dispose_mutations_are_canceled() -> None:
 
 
 def test_dispose_reads_are_empty() -> None:
-    """api.md and §9.3: reads after disposal answer empty, false, -1 or 0."""
+    """the API and docs/semantics.md#disposal: reads after disposal answer empty, false, -1 or 0."""
     mach = mk()
     mach.add(["A", "B"])
     clock = mach.clock()
@@ -207,7 +208,7 @@ def test_on_dispose_callbacks_in_order_and_handlers_dropped() -> None:
 
 
 def test_dispose_removes_start_first() -> None:
-    """§9.3 step 1: Start is removed (StartEnd runs) before the machine is disposed."""
+    """Step 1: Start is removed (StartEnd runs) before the machine is disposed."""
     mach = mk({"Start": St(), "A": St()})
     mach.add(["Start", "A"])
     order: list[str] = []

@@ -1,4 +1,5 @@
-"""§11 checking and inspection: string formats, inspect(), any/has/switch/index."""
+"""Reading a machine: string formats, inspect(), any/has/switch/index
+(docs/semantics.md#reading)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def test_string_formats() -> None:
 
 
 def test_string_after_verify_states_uses_that_order() -> None:
-    """§1.5: the verified order replaces the sorted one."""
+    """The verified order replaces the sorted one."""
     mach = mk({"Foo": St(), "Bar": St(), "Baz": St()})
     assert mach.string_all() == "() [Bar:0 Baz:0 Exception:0 Foo:0]"
     mach.verify_states(["Foo", "Bar", "Baz", "Exception"])
@@ -141,7 +142,7 @@ def test_switch() -> None:
 
 
 def test_active_states() -> None:
-    """Target order for the whole list (§4.3); filter order for a filter."""
+    """Target order for the whole list (docs/semantics.md#ordering); filter order for a filter."""
     mach = mk()
     mach.add1("A")
     mach.add1("B")

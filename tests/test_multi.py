@@ -1,4 +1,5 @@
-"""§7 Multi states: re-activation on call, no re-activation when implied, no de-duplication."""
+"""Multi states: re-activation on call, none when implied, no de-duplication
+(docs/semantics.md#multi-states)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ M_HANDLERS = ("MEnter", "MExit", "MM", "MState", "MEnd", "AnyEnter", "AnyState")
 
 
 def test_multi_handler_sequence() -> None:
-    """§7 example: a called active Multi state runs Enter, self, State again; tick +2."""
+    """Example: a called active Multi state runs Enter, self, State again; tick +2."""
     mach = am.Machine({"A": St(), "M": St(multi=True)})
     calls: list[str] = []
     mach.bind_handlers(recorder(calls, *M_HANDLERS))
@@ -135,7 +136,7 @@ def test_exception_is_multi_by_default() -> None:
 
 
 def test_user_defined_exception_without_multi() -> None:
-    """§1.3: a user-defined Exception{} is used as given, so it is not re-ticked."""
+    """A user-defined Exception{} is used as given, so it is not re-ticked."""
     mach = am.Machine({"A": St(), "Exception": St()})
     mach.add_err(ValueError("one"))
     mach.add_err(ValueError("two"))
