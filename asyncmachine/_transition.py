@@ -30,12 +30,17 @@ class MutationType(Enum):
 
 @dataclass(frozen=True, slots=True)
 class MutationSource:
-    """Which transition caused a mutation (set by the ``ev_*`` mutation methods)."""
+    """Which transition caused a mutation (set by the ``ev_*`` mutation methods), and for a
+    mutation that came over RPC, which client, browser tab and ``meta`` (e.g. ``traceparent``)
+    sent it; ``mach_id``/``tx_id`` are then empty unless the client sent it from a handler."""
 
     mach_id: str
     tx_id: str
     mach_time: int
     """The sum of the source transition's ``time_before``."""
+    client_id: str | None = None
+    tab_id: str | None = None
+    meta: dict[str, str] | None = None
 
 
 @dataclass(slots=True, eq=False)

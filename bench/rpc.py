@@ -32,11 +32,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 
 import asyncmachine as am
-from asyncmachine.rpc import Client, NetMachine, Server, Transport
+from asyncmachine.rpc import Client, NetMachine, Receiver, Server, Transport
 from asyncmachine.rpc._protocol import CLOSE_NORMAL, MAX_FRAME
 from asyncmachine.rpc._transport import websockets_connector
 from bench.harness import env_info, loadavg
@@ -247,22 +248,32 @@ class Traffic:
 class CountingTransport:
     """Wraps a client transport and counts what passes (client frames are masked)."""
 
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.inner: Transport | None = None
         self.up = Traffic()
         self.down = Traffic()
 
-    async def send(self, frame: str) -> None:
-        self.up.count(frame, masked=True)
-        await self.inner.send(frame)
-
-    async def recv(self) -> str:
-        frame = await self.inner.recv()
+    def frame_received(self, frame: str | bytes) -> None:
+        assert isinstance(frame, str)
         self.down.count(frame, masked=False)
-        return frame
+        self.receiver.frame_received(frame)
 
-    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        await self.inner.close(code, reason)
+    def connection_lost(self, code: int, reason: str) -> None:
+        self.receiver.connection_lost(code, reason)
+
+    def send(self, frame: str) -> None:
+        self.up.count(frame, masked=True)
+        assert self.inner is not None
+        self.inner.send(frame)
+
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        assert self.inner is not None
+        self.inner.close(code, reason)
+
+    def abort(self) -> None:
+        assert self.inner is not None
+        self.inner.abort()
 
 
 class CountingConnector:
@@ -270,9 +281,11 @@ class CountingConnector:
 
     transport: CountingTransport | None = None
 
-    async def __call__(self, url: str) -> Transport:
-        self.transport = CountingTransport(await websockets_connector(url))
-        return self.transport
+    async def __call__(self, url: str, receiver: Receiver) -> Transport:
+        counted = CountingTransport(receiver)
+        counted.inner = await websockets_connector(url, counted)
+        self.transport = counted
+        return counted
 
 
 # --- measurements -------------------------------------------------------------------------------
@@ -315,20 +328,21 @@ async def measure_rtt(target: Target, sizes: Sizes) -> dict[str, Any]:
 
 
 async def measure_echo(target: Target, sizes: Sizes) -> dict[str, Any]:
-    transport = await websockets_connector(target.echo_url)
+    """The floor: a bare ``websockets`` client bouncing a mutation-sized frame."""
+    ws = await connect(target.echo_url, ping_interval=None, compression=None, proxy=None)
     try:
         for _ in range(sizes.warmup):
-            await transport.send(MUT_FRAME)
-            await transport.recv()
+            await ws.send(MUT_FRAME)
+            await ws.recv()
         samples = [0] * sizes.rtt
         gc.collect()
         for i in range(sizes.rtt):
             t0 = time.perf_counter_ns()
-            await transport.send(MUT_FRAME)
-            await transport.recv()
+            await ws.send(MUT_FRAME)
+            await ws.recv()
             samples[i] = time.perf_counter_ns() - t0
     finally:
-        await transport.close()
+        await ws.close()
     return latency("echo", target.name, samples, frame_bytes=len(MUT_FRAME))
 
 

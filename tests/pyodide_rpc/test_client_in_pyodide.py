@@ -24,9 +24,19 @@ pytestmark = pytest.mark.skipif(
 async def test_transport_is_the_browser_websocket() -> None:
     from asyncmachine.rpc._transport import PyodideTransport, default_connector
 
-    transport = await default_connector()(URL)
+    lost: list[int] = []
+
+    class Receiver:
+        def frame_received(self, frame: str | bytes) -> None:
+            pass
+
+        def connection_lost(self, code: int, reason: str) -> None:
+            lost.append(code)
+
+    transport = await default_connector()(URL, Receiver())
     assert isinstance(transport, PyodideTransport)
-    await transport.close()
+    transport.abort()
+    assert lost == [1006]  # a dropped socket is reported at once
 
 
 async def test_reads_waits_and_mutations() -> None:

@@ -310,7 +310,7 @@ async def flood(
     finally:  # should the close hang, end it, so that server.stop() need not wait for it
         for session in server.sessions:
             if session.principal.name == "fuzzer":
-                session.ws.transport.abort()
+                server._conns[session].ws.transport.abort()
     assert ws.close_code == 1008
     assert replies[-1] == {"t": "err", "code": "flood", "msg": "too many messages"}
     served = [r["ts"] for r in replies[:-1]]
