@@ -284,7 +284,7 @@ class ClientSession:
 
     def receive(self, frame: str | bytes, now: float) -> None:
         """One frame from the server. A malformed one ends the connection (1002)."""
-        if not self._open:
+        if not self._open or self.close_request is not None:
             return
         self._last_seen = now
         try:

@@ -88,13 +88,22 @@ class Subscription:
         self.names = [names[i] for i in self.indexes]
         self.pos = {i: n for n, i in enumerate(self.indexes)}
         self.schema = {
-            name: {
-                key: [s for s in value if s in wanted] if isinstance(value, list) else value
-                for key, value in spec.items()
-            }
+            name: _visible_spec(spec, wanted)
             for name, spec in exposed.schema.items()
             if name in wanted
         }
+
+
+def _visible_spec(spec: dict[str, Any], wanted: frozenset[str]) -> dict[str, Any]:
+    """A state's spec with its relations to states outside ``wanted`` left out."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if isinstance(value, list):
+            value = [s for s in value if s in wanted]
+            if not value:
+                continue
+        out[key] = value
+    return out
 
 
 class _Resolution(Tracer):
@@ -159,6 +168,12 @@ class Exposed(Tracer):
     def mutation_queued(self, mach: Machine, mutation: Mutation) -> None:
         if self._stamp is not None:
             mutation.source, self._stamp = self._stamp, None
+
+    def transition_finals(self, tx: Transition) -> None:
+        # the clock changed: a payload sent from a final handler must follow this diff
+        if self.subs and not self.dirty:
+            self.dirty = True
+            self.hub.mark_dirty(self)
 
     def transition_end(self, tx: Transition) -> None:
         if not tx.mutation.is_check and self.subs and not self.dirty:

@@ -142,7 +142,7 @@ frames = st.one_of(
 )
 
 FUZZ = settings(
-    max_examples=250,
+    max_examples=60,
     deadline=None,
     # one server for all examples is the point: it must outlive every one of them
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
