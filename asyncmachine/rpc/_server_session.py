@@ -57,6 +57,7 @@ class ServerSession:
         in the ``res``."""
         self.wake: Callable[[], None] = _nothing
         self._state = _HELLO
+        self._welcomed = False
         self._outbox: deque[tuple[int, str]] = deque()
         self._held: dict[str, Any] | None = None
         self._early: list[str | bytes] = []
@@ -116,6 +117,7 @@ class ServerSession:
         hub = self.hub
         self.principal = principal
         self._state = _OPEN
+        self._welcomed = True
         self._next_ping = now + hub.heartbeat
         self._tokens_at = now
         welcome = {
@@ -159,7 +161,7 @@ class ServerSession:
 
     def connection_lost(self) -> None:
         """The connection is gone: subscriptions end, the server's machine hears of it."""
-        was_open = self._state == _OPEN
+        was_open, self._welcomed = self._welcomed, False
         self._state = _CLOSED
         self._outbox.clear()
         for sub in self.subs.values():
