@@ -29,7 +29,7 @@ from ._errors import (
     RemoteError,
     RpcError,
 )
-from ._netmachine import NetMachine, Source, source_fields
+from ._netmachine import NetMachine, Origin
 from ._states import CLIENT_SCHEMA, ClientStates
 from ._transport import CLOSE_WAIT, Connector, Transport, TransportClosed, default_connector
 
@@ -252,14 +252,14 @@ class Client:
         states: list[str],
         args: dict[str, Any] | None,
         key: str | None,
-        source: Source | None,
+        origin: Origin | None,
         err: BaseException | None = None,
     ) -> Result:
         message: dict[str, Any] = {"t": "mut", "m": net.id, "op": op, "states": states}
         if args:
             message["args"] = args
         message["key"] = key if key is not None else secrets.token_hex(8)
-        src = self._src(net.id, op, states, source)
+        src = self._src(net.id, op, states, origin)
         if src is not None:
             message["src"] = src
         if err is not None:
@@ -272,10 +272,10 @@ class Client:
         return _result(reply)
 
     def _src(
-        self, machine_id: str, op: str, states: list[str], source: Source | None
+        self, machine_id: str, op: str, states: list[str], origin: Origin | None
     ) -> dict[str, Any] | None:
         """The mutation's ``src``: its source transition, this tab, the meta hooks' entries."""
-        fields = source_fields(source)
+        fields = origin
         meta: dict[str, str] = {}
         for hook in self._meta_hooks:
             meta.update(hook(machine_id, op, states) or {})

@@ -24,6 +24,9 @@ UpdateListener = Callable[[list[str], list[str]], None]
 Source = Event | Transition
 """The local handler (its event, or its transition) a remote mutation is made from."""
 
+Origin = tuple[str, str, int]
+"""``(machine id, transition id, machine time)`` of the transition a mutation comes from."""
+
 
 class Remote(Protocol):
     """What a mirror needs of its owner: the connection's machine and the remote calls."""
@@ -38,7 +41,7 @@ class Remote(Protocol):
         states: list[str],
         args: dict[str, Any] | None,
         key: str | None,
-        source: Source | None,
+        origin: Origin | None,
         err: BaseException | None = None,
     ) -> Awaitable[Result]: ...
 
@@ -53,7 +56,7 @@ class Remote(Protocol):
     def _sync(self, net: NetMachine) -> Awaitable[None]: ...
 
 
-def source_fields(source: Source | None) -> tuple[str, str, int] | None:
+def source_fields(source: Source | None) -> Origin | None:
     """``(machine id, transition id, machine time)`` of the transition a mutation comes from:
     ``source``, or else the transition whose handler is running (``am.current_transition()``,
     when the core provides it)."""
@@ -120,93 +123,95 @@ class NetMachine(ClockView):
         return self._machine_tick
 
     # ------------------------------------------------------------ mutations (remote)
+    # Plain methods returning the awaitable: the states are checked, and the source transition
+    # read, at the call (inside the handler that makes it), not when the result is awaited.
 
-    async def add(
+    def add(
         self,
         states: Sequence[str],
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
-        return await self._remote._mutate(self, "add", self._called(states), args, key, source)
+    ) -> Awaitable[Result]:
+        return self._mutate("add", self._called(states), args, key, source)
 
-    async def add1(
+    def add1(
         self,
         state: str,
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
-        return await self._remote._mutate(self, "add", self._called1(state), args, key, source)
+    ) -> Awaitable[Result]:
+        return self._mutate("add", self._called1(state), args, key, source)
 
-    async def remove(
+    def remove(
         self,
         states: Sequence[str],
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
-        return await self._remote._mutate(self, "remove", self._called(states), args, key, source)
+    ) -> Awaitable[Result]:
+        return self._mutate("remove", self._called(states), args, key, source)
 
-    async def remove1(
+    def remove1(
         self,
         state: str,
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
-        return await self._remote._mutate(self, "remove", self._called1(state), args, key, source)
+    ) -> Awaitable[Result]:
+        return self._mutate("remove", self._called1(state), args, key, source)
 
-    async def set(
+    def set(
         self,
         states: Sequence[str],
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
-        return await self._remote._mutate(self, "set", self._called(states), args, key, source)
+    ) -> Awaitable[Result]:
+        return self._mutate("set", self._called(states), args, key, source)
 
-    async def toggle(
+    def toggle(
         self,
         states: Sequence[str],
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
+    ) -> Awaitable[Result]:
         """Remove ``states`` if all are active (as the mirror sees them), else add them."""
         called = self._called(states)
         op = "remove" if self._active_set.issuperset(called) else "add"
-        return await self._remote._mutate(self, op, called, args, key, source)
+        return self._mutate(op, called, args, key, source)
 
-    async def toggle1(
+    def toggle1(
         self,
         state: str,
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
-        return await self.toggle([state], args, key=key, source=source)
+    ) -> Awaitable[Result]:
+        return self.toggle([state], args, key=key, source=source)
 
-    async def add_err(
+    def add_err(
         self,
         err: BaseException,
         args: dict[str, Any] | None = None,
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
+    ) -> Awaitable[Result]:
         """Activate ``Exception`` on the server with ``err`` (its type name and message travel;
         the server sees an ``rpc.RemoteError``)."""
-        return await self.add_err_state(EXCEPTION, err, args, key=key, source=source)
+        return self.add_err_state(EXCEPTION, err, args, key=key, source=source)
 
-    async def add_err_state(
+    def add_err_state(
         self,
         state: str,
         err: BaseException,
@@ -214,12 +219,23 @@ class NetMachine(ClockView):
         *,
         key: str | None = None,
         source: Source | None = None,
-    ) -> Result:
+    ) -> Awaitable[Result]:
         """Activate the error state ``state`` (and ``Exception``) on the server with ``err``."""
         if not isinstance(err, BaseException):
             raise TypeError(f"err must be an exception, got {type(err).__name__}")
-        called = self._called1(state)
-        return await self._remote._mutate(self, "add_err", called, args, key, source, err)
+        return self._mutate("add_err", self._called1(state), args, key, source, err)
+
+    def _mutate(
+        self,
+        op: str,
+        called: list[str],
+        args: dict[str, Any] | None,
+        key: str | None,
+        source: Source | None,
+        err: BaseException | None = None,
+    ) -> Awaitable[Result]:
+        origin = source_fields(source)
+        return self._remote._mutate(self, op, called, args, key, origin, err)
 
     # ------------------------------------------------------------ dry runs (remote)
 

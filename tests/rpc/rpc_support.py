@@ -34,6 +34,8 @@ class Tap:
         """Close codes the client asked for; ``"abort"`` when it dropped the connection."""
         self.drop: Callable[[dict[str, Any]], bool] = lambda message: False
         """Server frames for which this is true never reach the client."""
+        self.edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        """Rewrites server frames on their way to the client (a lying server)."""
         self.deaf = False
         """The client hears nothing while the server still gets pongs: a half-dead link."""
         self._held: list[tuple[str, Any]] | None = None
@@ -49,6 +51,9 @@ class Tap:
             if message["t"] == "ping" and self.inner is not None:
                 self.inner.send(json.dumps({"t": "pong", "ts": message["ts"]}))
         elif not self.drop(message):
+            if self.edit is not None:
+                message = self.edit(message)
+                frame = json.dumps(message)
             self.received.append(message)
             self.receiver.frame_received(frame)
 

@@ -24,7 +24,7 @@ from asyncmachine.rpc._client_session import ClientSession
 from asyncmachine.rpc._netmachine import NetMachine
 
 PYODIDE = sys.platform == "emscripten"
-EXAMPLES = 150 if PYODIDE else 1500
+EXAMPLES = 150 if PYODIDE else 1000
 DEPTH = 100 if PYODIDE else 2500
 """Deepest JSON nesting tried: WebAssembly's stack is smaller than CPython's."""
 MAX_ID = 2**53 - 1
