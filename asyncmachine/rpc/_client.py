@@ -54,6 +54,8 @@ class _Link:
         self.welcome: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[tuple[int, str]] = loop.create_future()
         self.closing = False
+        self.wants_reason = not client._was_ready
+        """A retry after an outage needs no reason (the browser would spend a request)."""
 
     def frame_received(self, frame: str | bytes) -> None:
         client = self.client

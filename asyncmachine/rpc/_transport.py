@@ -27,7 +27,11 @@ class TransportClosed(ConnectionError):
 
 
 class Receiver(Protocol):
-    """Where a transport delivers what it receives."""
+    """Where a transport delivers what it receives.
+
+    A receiver may have a ``wants_reason`` attribute: when false, a browser transport does not
+    spend a request finding out why a socket failed to open (nobody would read the reason).
+    """
 
     def frame_received(self, frame: str | bytes) -> None: ...
 
@@ -276,7 +280,10 @@ class PyodideTransport:
     def _on_close(self, event: Any) -> None:
         self._detach()
         if not self._opened.done():
-            asyncio.get_running_loop().create_task(self._diagnose())
+            if getattr(self._receiver, "wants_reason", True):
+                asyncio.get_running_loop().create_task(self._diagnose())
+            else:
+                self._opened.set_exception(ConnectError("refused", "the socket did not open"))
             return
         if not self._closed:
             self._closed = True
