@@ -257,6 +257,7 @@ class PyodideTransport:
             "open": create_proxy(self._on_open),
             "message": create_proxy(self._on_message),
             "close": create_proxy(self._on_close),
+            "error": create_proxy(self._on_error),
         }
         for name, proxy in self._listeners.items():
             self._ws.addEventListener(name, proxy)
@@ -276,6 +277,10 @@ class PyodideTransport:
     def _on_message(self, event: Any) -> None:
         data = event.data
         self._receiver.frame_received(data if isinstance(data, str) else str(data))
+
+    def _on_error(self, event: Any) -> None:
+        """Nothing to do: ``close`` follows. Listening keeps Node's ``ws`` from treating the
+        error as unhandled."""
 
     def _on_close(self, event: Any) -> None:
         self._detach()
