@@ -4,16 +4,20 @@ Against a real :class:`asyncmachine.rpc.Server` on 127.0.0.1 and real clients, i
 
 - ``rtt``: one client's mutation round trip (``await net.toggle1("A")``), p50/p99, and the
   mutations/s it reaches sequentially;
+- ``echo``: the floor, a bare ``websockets`` echo round trip of a mutation-sized frame, and
+  ``rtt/echo``, the ratios of the two;
 - ``fanout``: one mutation on the server's machine until the last of N subscribed mirrors shows
   the new tick;
+- ``connections``: N clients connected at once to one server: connect time, the server's memory
+  per connection, and the fan-out to all of them;
+- ``throughput``: C clients making M mutations each, all at once (each toggles a state of its
+  own), in mutations/s;
 - ``bytes`` / ``push``: frame bytes per client mutation (both directions) and per server-side
-  mutation pushed to one subscriber;
-- ``echo``: the floor, a bare ``websockets`` echo round trip of a mutation-sized frame, and
-  ``rtt/echo``, the ratios of the two.
+  mutation pushed to one subscriber.
 
 The server runs in this process's event loop (``inproc``: client and server share the loop) and in a
 child process (``process``: ``python -m bench.rpc --serve``, driven over its stdin and stdout), so
-the latencies are measured both ways. ``--quick`` is a smoke run of a second or so, in-process only.
+the latencies are measured both ways. ``--quick`` is a smoke run of a few seconds, in-process only.
 Every load targets 127.0.0.1 and ends by itself.
 """
 
@@ -59,10 +63,38 @@ class Sizes:
     fanout_clients: int
     fanout_rounds: int
     bytes_mutations: int
+    connections: int
+    connections_rounds: int
+    tp_clients: int
+    tp_mutations: int
 
 
-FULL = Sizes(rtt=5000, warmup=500, fanout_clients=100, fanout_rounds=50, bytes_mutations=1000)
-QUICK = Sizes(rtt=200, warmup=20, fanout_clients=10, fanout_rounds=5, bytes_mutations=50)
+FULL = Sizes(
+    rtt=5000,
+    warmup=500,
+    fanout_clients=100,
+    fanout_rounds=200,
+    bytes_mutations=1000,
+    connections=1000,
+    connections_rounds=50,
+    tp_clients=100,
+    tp_mutations=200,
+)
+QUICK = Sizes(
+    rtt=200,
+    warmup=20,
+    fanout_clients=10,
+    fanout_rounds=5,
+    bytes_mutations=50,
+    connections=20,
+    connections_rounds=3,
+    tp_clients=5,
+    tp_mutations=10,
+)
+LOAD_STATES = 100
+"""States of the ``load`` machine: one per throughput client, at most."""
+CONNECTING_AT_ONCE = 100
+"""Connections opened concurrently (a listen backlog holds about this many)."""
 
 
 # --- the server side -----------------------------------------------------------------------------
@@ -72,10 +104,34 @@ def server_machine() -> am.Machine:
     return am.Machine({"A": am.State(), "B": am.State(), "C": am.State()}, id=MACHINE_ID)
 
 
-def rpc_server(mach: am.Machine) -> Server:
-    # A sequential client here sends far more than the default flood limit of 500 messages/s, and
-    # heartbeats would only add frames to the byte counts.
-    return Server([mach], heartbeat=60.0, flood_rate=1e9, flood_burst=10**9)
+def load_machine() -> am.Machine:
+    return am.Machine({load_state(i): am.State() for i in range(LOAD_STATES)}, id="load")
+
+
+def load_state(i: int) -> str:
+    return f"C{i:03}"
+
+
+def rpc_server(*machines: am.Machine) -> Server:
+    # Heartbeats would only add frames to the byte counts; the flood limit is for real clients.
+    return Server(machines, heartbeat=60.0, flood_rate=1e9, flood_burst=10**9)
+
+
+def rss() -> int:
+    """This process's resident memory, in bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def raise_fd_limit() -> None:
+    """A thousand connections need a thousand descriptors on each side."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _echo(ws: ServerConnection) -> None:
@@ -108,8 +164,9 @@ async def serve_stdio() -> None:
 
     ``perf_counter_ns`` is the system-wide monotonic clock, so the parent can compare the stamps.
     """
+    raise_fd_limit()
     mach = server_machine()
-    server = rpc_server(mach)
+    server = rpc_server(mach, load_machine())
     await server.start()
     echo = await start_echo()
     print(json.dumps({"rpc": server.url, "echo": _url(echo)}), flush=True)
@@ -118,8 +175,8 @@ async def serve_stdio() -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         async with asyncio.timeout(CHILD_LIFETIME):
-            while await reader.readline():
-                print(fire(mach), flush=True)
+            while line := await reader.readline():
+                print(rss() if line.strip() == b"rss" else fire(mach), flush=True)
     except TimeoutError:
         pass
     finally:
@@ -137,6 +194,10 @@ class Target(Protocol):
 
     async def fire(self) -> int:
         """Toggle ``A`` on the server's machine; returns ``perf_counter_ns`` from just before."""
+        ...
+
+    async def rss(self) -> int:
+        """The server process's resident memory, in bytes."""
         ...
 
     async def close(self) -> None: ...
@@ -157,12 +218,15 @@ class InProcess:
     @classmethod
     async def start(cls) -> InProcess:
         mach = server_machine()
-        server = rpc_server(mach)
+        server = rpc_server(mach, load_machine())
         await server.start()
         return cls(mach, server, await start_echo())
 
     async def fire(self) -> int:
         return fire(self.mach)
+
+    async def rss(self) -> int:
+        return rss()  # clients included: only the process target isolates the server
 
     async def close(self) -> None:
         self.echo.close()
@@ -201,8 +265,14 @@ class ChildProcess:
             raise
 
     async def fire(self) -> int:
+        return await self._ask(b"fire")
+
+    async def rss(self) -> int:
+        return await self._ask(b"rss")
+
+    async def _ask(self, command: bytes) -> int:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(b"fire\n")
+        self.proc.stdin.write(command + b"\n")
         await self.proc.stdin.drain()
         return int(await self.proc.stdout.readline())
 
@@ -359,6 +429,23 @@ class LastArrival:
             self.done.set_result(time.perf_counter_ns())
 
 
+async def fanout_rounds(target: Target, nets: Sequence[NetMachine], rounds: int) -> list[int]:
+    """Nanoseconds from a server-side mutation until the last of ``nets`` shows it, per round."""
+    samples: list[int] = []
+    warmup = max(1, rounds // 10)
+    gc.collect()
+    for round_ in range(warmup + rounds):
+        tick = nets[0].tick("A") + 1
+        last = LastArrival(len(nets))
+        for net in nets:
+            net.when_time1("A", tick).add_done_callback(last)
+        t0 = await target.fire()
+        t1 = await asyncio.wait_for(last.done, 30)
+        if round_ >= warmup:
+            samples.append(t1 - t0)
+    return samples
+
+
 async def measure_fanout(target: Target, sizes: Sizes) -> dict[str, Any]:
     clients = [
         Client(target.rpc_url, client_id=f"bench-fan-{i}") for i in range(sizes.fanout_clients)
@@ -366,21 +453,86 @@ async def measure_fanout(target: Target, sizes: Sizes) -> dict[str, Any]:
     try:
         await asyncio.gather(*(c.connect() for c in clients))
         nets: list[NetMachine] = await asyncio.gather(*(c.machine(MACHINE_ID) for c in clients))
-        samples: list[int] = []
-        warmup = max(1, sizes.fanout_rounds // 10)
-        gc.collect()
-        for round_ in range(warmup + sizes.fanout_rounds):
-            tick = nets[0].tick("A") + 1
-            last = LastArrival(len(nets))
-            for net in nets:
-                net.when_time1("A", tick).add_done_callback(last)
-            t0 = await target.fire()
-            t1 = await asyncio.wait_for(last.done, 10)
-            if round_ >= warmup:
-                samples.append(t1 - t0)
+        samples = await fanout_rounds(target, nets, sizes.fanout_rounds)
     finally:
         await asyncio.gather(*(c.close() for c in clients))
     return latency("fanout", target.name, samples, clients=sizes.fanout_clients)
+
+
+async def measure_connections(target: Target, sizes: Sizes) -> dict[str, Any]:
+    """``connections`` clients on one server: connect time, server memory, fan-out."""
+    raise_fd_limit()
+    n = sizes.connections
+    gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
+    times = [0] * n
+    clients = [
+        Client(target.rpc_url, client_id=f"bench-conn-{i}", request_timeout=60.0) for i in range(n)
+    ]
+
+    async def join(i: int) -> NetMachine:
+        async with gate:
+            t0 = time.perf_counter_ns()
+            await clients[i].connect()
+            net = await clients[i].machine(MACHINE_ID)
+            times[i] = time.perf_counter_ns() - t0
+            return net
+
+    gc.collect()
+    before = await target.rss()
+    started = time.perf_counter_ns()
+    try:
+        nets = await asyncio.gather(*(join(i) for i in range(n)))
+        total = time.perf_counter_ns() - started
+        after = await target.rss()
+        samples = await fanout_rounds(target, nets, sizes.connections_rounds)
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    times.sort()
+    samples.sort()
+    return {
+        "workload": "connections",
+        "server": target.name,
+        "n": len(samples),
+        "unit": "us",
+        "connections": n,
+        "connect_all_s": round(total / 1e9, 2),
+        "connect_p50": percentile(times, 0.5),
+        "connect_p99": percentile(times, 0.99),
+        "kb_per_connection": round((after - before) / n / 1024, 1),
+        "p50": percentile(samples, 0.5),
+        "p99": percentile(samples, 0.99),
+    }
+
+
+async def measure_throughput(target: Target, sizes: Sizes) -> dict[str, Any]:
+    """``tp_clients`` clients, each toggling its own state ``tp_mutations`` times, all at once."""
+    n, m = sizes.tp_clients, sizes.tp_mutations
+    clients = [
+        Client(target.rpc_url, client_id=f"bench-tp-{i}", request_timeout=60.0) for i in range(n)
+    ]
+    try:
+        await asyncio.gather(*(c.connect() for c in clients))
+        nets = await asyncio.gather(*(c.machine("load") for c in clients))
+
+        async def drive(net: NetMachine, state: str) -> None:
+            for _ in range(m):
+                await net.toggle1(state)
+
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        await asyncio.gather(*(drive(net, load_state(i)) for i, net in enumerate(nets)))
+        elapsed = time.perf_counter_ns() - t0
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    return {
+        "workload": "throughput",
+        "server": target.name,
+        "n": n * m,
+        "unit": "mutations/s",
+        "clients": n,
+        "mutations": m,
+        "mutations_per_s": round(n * m / (elapsed / 1e9), 1),
+    }
 
 
 def _per(traffic: Traffic, n: int) -> dict[str, float]:
@@ -458,6 +610,8 @@ async def run(quick: bool, servers: Sequence[str]) -> list[dict[str, Any]]:
             echo = await measure_echo(target, sizes)
             rtt = await measure_rtt(target, sizes)
             rows += [rtt, echo, ratios(rtt, echo), await measure_fanout(target, sizes)]
+            rows.append(await measure_throughput(target, sizes))
+            rows.append(await measure_connections(target, sizes))
             if placement == servers[0]:  # the bytes do not depend on where the server runs
                 rows += await measure_bytes(target, sizes)
         finally:
@@ -478,6 +632,8 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
         return " | ".join(show(by[workload, p]) if (workload, p) in by else "-" for p in placements)
 
     clients = next((r["clients"] for r in rows if r["workload"] == "fanout"), 0)
+    conns = next((r["connections"] for r in rows if r["workload"] == "connections"), 0)
+    tp = next((r for r in rows if r["workload"] == "throughput"), {"clients": 0, "mutations": 0})
     out = [
         "| measure | " + " | ".join(names[p] for p in placements) + " |",
         "|---|" + "---|" * len(placements),
@@ -495,6 +651,24 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
         + " |",
         f"| fan-out to {clients} mirrors p50 / p99 (µs) | "
         + cells("fanout", lambda r: f"{r['p50']:.0f} / {r['p99']:.0f}")
+        + " |",
+        f"| {tp['clients']} clients x {tp['mutations']} mutations at once: mutations/s | "
+        + cells("throughput", lambda r: f"{r['mutations_per_s']:,.0f}")
+        + " |",
+        f"| {conns} connections: all connected in (s), each p50 / p99 (ms) | "
+        + cells(
+            "connections",
+            lambda r: (
+                f"{r['connect_all_s']:.1f} s, {r['connect_p50'] / 1000:.1f} / "
+                f"{r['connect_p99'] / 1000:.1f}"
+            ),
+        )
+        + " |",
+        f"| {conns} connections: server memory per connection (KiB) | "
+        + cells("connections", lambda r: f"{r['kb_per_connection']:.0f}")
+        + " |",
+        f"| {conns} connections: fan-out to all p50 / p99 (µs) | "
+        + cells("connections", lambda r: f"{r['p50']:.0f} / {r['p99']:.0f}")
         + " |",
         "| bytes per client mutation, up / down: JSON (+ WebSocket headers) | "
         + cells(

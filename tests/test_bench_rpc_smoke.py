@@ -23,13 +23,21 @@ def test_quick_run_writes_every_row(tmp_path: Path, capsys: pytest.CaptureFixtur
 
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     by = {row["workload"]: row for row in rows}
-    assert sorted(by) == sorted([*LATENCIES, "rtt/echo", "bytes", "push"])
+    assert sorted(by) == sorted(
+        [*LATENCIES, "rtt/echo", "bytes", "push", "throughput", "connections"]
+    )
     assert all(row["server"] == "inproc" and row["quick"] and row["n"] > 0 for row in rows)
     for workload in LATENCIES:
         assert 0 < by[workload]["p50"] <= by[workload]["p99"]
     assert by["rtt/echo"]["p50"] > 0 and by["rtt/echo"]["p99"] > 0
     assert by["rtt"]["mutations_per_s"] > 0
     assert by["fanout"]["clients"] == rpc.QUICK.fanout_clients
+    assert by["throughput"]["mutations_per_s"] > 0
+    assert by["throughput"]["n"] == rpc.QUICK.tp_clients * rpc.QUICK.tp_mutations
+    conns = by["connections"]
+    assert conns["connections"] == rpc.QUICK.connections
+    assert 0 < conns["connect_p50"] <= conns["connect_p99"] and conns["connect_all_s"] >= 0
+    assert 0 < conns["p50"] <= conns["p99"]
 
     # a mutation is one frame up and its result (carrying its diff) down; a push is one diff
     sent = by["bytes"]

@@ -101,9 +101,12 @@ def _finite(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode(message: Mapping[str, Any]) -> str:
     """Strict JSON: ``NaN``/``Infinity`` raise ``ValueError``, other objects ``TypeError``."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(message)
 
 
 def loads(text: str) -> Any:

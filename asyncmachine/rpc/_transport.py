@@ -67,6 +67,12 @@ class WebsocketsTransport(asyncio.Protocol):
     """CPython: the Sans-I/O ``websockets`` client protocol on an asyncio socket."""
 
     def __init__(self, protocol: Any, receiver: Receiver, opened: asyncio.Future[None]) -> None:
+        from websockets.frames import Opcode
+        from websockets.http11 import Response
+        from websockets.protocol import OPEN
+
+        self._OPEN, self._Response = OPEN, Response
+        self._TEXT, self._BINARY, self._CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
         self._ws = protocol
         self._receiver = receiver
         self._opened = opened
@@ -112,17 +118,13 @@ class WebsocketsTransport(asyncio.Protocol):
     # Transport
 
     def send(self, frame: str) -> None:
-        from websockets.protocol import OPEN
-
-        if self._ws.state is not OPEN or self._lost:
+        if self._ws.state is not self._OPEN or self._lost:
             raise TransportClosed(self._ws.close_code, "not open")
         self._ws.send_text(frame.encode())
         self._flush()
 
     def close(self, code: int = p.CLOSE_NORMAL, reason: str = "") -> None:
-        from websockets.protocol import OPEN
-
-        if self._ws.state is OPEN:
+        if self._ws.state is self._OPEN:
             self._ws.send_close(code, reason)
             self._flush()
         elif self._transport is not None:
@@ -150,10 +152,7 @@ class WebsocketsTransport(asyncio.Protocol):
             self._closer = asyncio.get_running_loop().call_later(CLOSE_WAIT, transport.abort)
 
     def _event(self, event: Any) -> None:
-        from websockets.frames import Opcode
-        from websockets.http11 import Response
-
-        if isinstance(event, Response):
+        if isinstance(event, self._Response):
             if not self._opened.done():
                 err = self._ws.handshake_exc
                 if err is None:
@@ -162,15 +161,15 @@ class WebsocketsTransport(asyncio.Protocol):
                     self._opened.set_exception(_handshake_error(err))
             return
         opcode = event.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+        if opcode is self._TEXT or opcode is self._BINARY:
             if event.fin:
                 data = event.data
                 self._receiver.frame_received(
-                    data.decode("utf-8", "replace") if opcode is Opcode.TEXT else bytes(data)
+                    data.decode("utf-8", "replace") if opcode is self._TEXT else bytes(data)
                 )
             else:
                 self._fragments = [bytes(event.data)]
-        elif opcode is Opcode.CONT and self._fragments is not None:
+        elif opcode is self._CONT and self._fragments is not None:
             self._fragments.append(bytes(event.data))
             if event.fin:
                 data = b"".join(self._fragments)
