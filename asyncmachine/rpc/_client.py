@@ -294,19 +294,22 @@ class Client:
     async def _check(
         self, net: NetMachine, op: str, states: list[str], args: dict[str, Any] | None
     ) -> Result:
-        message: dict[str, Any] = {"t": "check", "m": net.id, "op": op, "states": states}
-        if args:
-            message["args"] = args
-        return _result(await self._request(message, net.id, resend=True))
+        return _result(await self._dry_run("check", net, op, states, args))
 
     async def _explain(
         self, net: NetMachine, op: str, states: list[str], args: dict[str, Any] | None
     ) -> Any:
-        message: dict[str, Any] = {"t": "explain", "m": net.id, "op": op, "states": states}
+        return _explanation((await self._dry_run("explain", net, op, states, args)).get("x"))
+
+    async def _dry_run(
+        self, kind: str, net: NetMachine, op: str, states: list[str], args: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A ``check`` or ``explain``: changes nothing, so it may be resent after a reconnect."""
+        message: dict[str, Any] = {"t": kind, "m": net.id, "op": op, "states": states}
         if args:
             message["args"] = args
-        reply = await self._request(message, net.id, resend=True)
-        return _explanation(reply.get("x"))
+        reply: dict[str, Any] = await self._request(message, net.id, resend=True)
+        return reply
 
     async def _sync(self, net: NetMachine) -> None:
         await self._request({"t": "sync", "m": net.id}, net.id, resend=False)

@@ -93,3 +93,13 @@ class Loopback:
         client.add_mirror(net, states)
         client.subscribe(machine_id)
         return net
+
+    def mirrored(
+        self, mach: am.Machine, states: list[str] | None = None
+    ) -> tuple[ClientSession, ServerSession, NetMachine]:
+        """A client joined to this hub, mirroring ``mach`` (its snapshot applied)."""
+        client = self.client()
+        server = self.join(client)
+        net = self.mirror(client, mach.id, states)
+        self.pump(client, server)
+        return client, server, net

@@ -125,10 +125,7 @@ def test_no_hello_in_time() -> None:
 def test_a_mirror_follows_snapshots_results_and_diffs() -> None:
     mach = machine()
     loop = Loopback(mach)
-    client = loop.client()
-    server = loop.join(client)
-    net = loop.mirror(client, "m")
-    loop.pump(client, server)
+    client, server, net = loop.mirrored(mach)
     assert net.state_names() == mach.state_names() and net.time() == mach.time()
 
     mach.add1("B")  # the server's own change: a diff on the next flush
@@ -167,10 +164,7 @@ def test_subscribers_on_one_epoch_share_one_encoded_frame() -> None:
 def test_a_gap_in_the_chain_is_healed_by_one_sync() -> None:
     mach = machine()
     loop = Loopback(mach)
-    client = loop.client()
-    server = loop.join(client)
-    net = loop.mirror(client, "m")
-    loop.pump(client, server)
+    client, server, net = loop.mirrored(mach)
     mach.add1("A")
     loop.run_scheduled()
     server.data_to_send()  # this diff is lost
@@ -335,10 +329,7 @@ def test_a_state_outside_read_states_is_unknown() -> None:
 def test_a_client_may_subscribe_to_a_subset() -> None:
     mach = machine()
     loop = Loopback(mach)
-    client = loop.client()
-    server = loop.join(client)
-    net = loop.mirror(client, "m", states=["Multi", "A"])
-    loop.pump(client, server)
+    client, server, net = loop.mirrored(mach, states=["Multi", "A"])
     assert net.state_names() == ["A", "Multi"]  # the machine's order
     mach.add(["Multi", "C"])
     loop.pump(client, server)
