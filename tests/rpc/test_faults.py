@@ -81,6 +81,30 @@ async def test_a_reset_mid_mutation(
     await converged(net, mach)
 
 
+async def test_a_reset_then_refused_connections_until_the_relay_listens_again(
+    server: rpc.Server, mach: am.Machine, relay: Relay, make_client: MakeClient
+) -> None:
+    runs = Runs()
+    mach.bind_handlers(runs)
+    client = await make_client(relay.url, client_id="c").connect()
+    net = await client.machine(mach.id)
+    disconnected = client.mach.when1(CS.Disconnected)
+    await relay.refuse()
+    relay.reset()  # the open connection goes; new ones are refused
+    mutation = asyncio.ensure_future(net.add1("Multi", {"n": 1}))
+    async with asyncio.timeout(TIMEOUT):
+        await disconnected
+        while client.reconnects < 2:  # refused, and refused again
+            await asyncio.sleep(0.01)
+    assert not mutation.done() and runs.runs == []
+    mach.add1("A")  # meanwhile, on the server
+    await relay.listen()  # the same port
+    async with asyncio.timeout(TIMEOUT):
+        assert await mutation == am.Executed
+    assert runs.runs == [1]
+    await converged(net, mach)
+
+
 async def test_a_blackholed_server_is_dropped_within_two_heartbeats(
     serve: Serve, mach: am.Machine, make_client: MakeClient
 ) -> None:

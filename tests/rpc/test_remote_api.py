@@ -304,6 +304,26 @@ async def test_a_mutation_the_server_refused_for_size_is_never_resent(
     assert len(sent) == 1 and not mach.is1("A")
 
 
+async def test_the_server_sends_nothing_over_the_clients_limit(
+    serve: Serve, connect: Connect
+) -> None:
+    wide = am.Machine({f"S{i:04}": am.State() for i in range(400)}, id="wide")
+    server = await serve(wide)
+    small = await connect(server.url, max_frame=2048, client_id="small")
+    with pytest.raises(rpc.RpcError) as err:
+        await small.machine("wide")  # its snapshot is larger than the client takes
+    assert err.value.code == "too_large"
+    assert await small.machine("wide", states=["S0001"])  # a subset fits
+    got: list[str] = []
+    small.on_payload(lambda name, data, machine_id: got.append(name))
+    assert server.send_payload("big", "x" * 4000, client="small") == 0
+    assert server.send_payload("fits", "x" * 100, client="small") == 1
+    async with asyncio.timeout(TIMEOUT):
+        while not got:
+            await asyncio.sleep(0.01)
+    assert got == ["fits"] and small.reconnects == 0
+
+
 # ------------------------------------------------------------------------------------ ordering
 
 
