@@ -60,6 +60,7 @@ class _Connection:
         self._timer_at = 0.0
         self._writer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._authenticating = False
         self._closing = False
 
     async def run(self) -> None:
@@ -80,7 +81,8 @@ class _Connection:
 
     def wake(self) -> None:
         session = self.session
-        if session.pending_auth is not None:
+        if session.pending_auth is not None and not self._authenticating:
+            self._authenticating = True
             self._spawn(self._authenticate(*session.pending_auth))
         self._send()
         if session.close_request is not None and not self._closing:
@@ -123,8 +125,8 @@ class _Connection:
         assert request is not None
         try:
             async with asyncio.timeout(CLOSE_WAIT):
-                while self._writer is not None:
-                    await asyncio.sleep(0.01)
+                if self._writer is not None:
+                    await asyncio.wait([self._writer])
                 await self.ws.close(request.code, request.reason)
         except TimeoutError:
             self.ws.transport.abort()

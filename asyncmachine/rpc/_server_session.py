@@ -92,7 +92,7 @@ class ServerSession:
             if not self._take_token(now):
                 self._flooded()
                 return
-            self._handle(frame, now)
+            self._handle(frame)
         elif state == _HELLO:
             self._hello(frame)
         elif len(self._early) < self.hub.flood_burst:  # authenticating: later
@@ -319,7 +319,7 @@ class ServerSession:
 
     # ------------------------------------------------------------ messages
 
-    def _handle(self, frame: str | bytes, now: float) -> None:
+    def _handle(self, frame: str | bytes) -> None:
         """One message; a bad one gets an ``err`` and changes nothing."""
         rid: int | None = None
         try:
