@@ -143,6 +143,11 @@ class Exposed(Tracer):
         """Epoch -> (time, qt), for the epochs subscriptions stand on."""
         self._on: dict[int, int] = {}
         """Epoch -> how many subscriptions stand on it."""
+        self._index: dict[str, int] = {}
+        self._touched: set[str] = set()
+        """States the transitions since the latest epoch changed (while watched)."""
+        self._step: list[list[int]] = []
+        """The change from the epoch before the latest to the latest."""
         self.dirty = False
         self.reshape = True
         """The state names may have changed: the next flush sends snapshots."""
@@ -171,14 +176,19 @@ class Exposed(Tracer):
 
     def transition_finals(self, tx: Transition) -> None:
         # the clock changed: a payload sent from a final handler must follow this diff
-        if self.subs and not self.dirty:
-            self.dirty = True
-            self.hub.mark_dirty(self)
+        if self.subs:
+            self._touched.update(tx.enters)
+            self._touched.update(tx.exits)
+            if not self.dirty:
+                self.dirty = True
+                self.hub.mark_dirty(self)
 
     def transition_end(self, tx: Transition) -> None:
-        if not tx.mutation.is_check and self.subs and not self.dirty:
-            self.dirty = True
-            self.hub.mark_dirty(self)
+        if not tx.mutation.is_check and self.subs:
+            self._touched.update(tx.enters)  # a final handler may have rolled some back
+            if not self.dirty:
+                self.dirty = True
+                self.hub.mark_dirty(self)
 
     def schema_change(self, mach: Machine, old_schema: dict[str, Any]) -> None:
         self._reshaped()
@@ -201,9 +211,7 @@ class Exposed(Tracer):
     def subscribe(self, peer: Peer, policy: Policy, states: Iterable[str] | None) -> Subscription:
         """A new subscription (raises ``ProtocolError`` for a state the principal cannot see);
         send it ``snapshot(sub)`` next."""
-        if not self.subs:
-            self.reshape = True  # unwatched until now: the names may have changed unseen
-        self.advance()
+        self.advance()  # unwatched until now, it reads everything
         wanted = None if policy.read_states is None else frozenset(policy.read_states)
         if states is not None:
             asked = list(states)
@@ -215,6 +223,7 @@ class Exposed(Tracer):
         sub = Subscription(peer, self, wanted)
         if not self.subs:
             self.attach()
+            self._touched = set()
         self.subs[sub] = None
         return sub
 
@@ -246,33 +255,56 @@ class Exposed(Tracer):
 
     def advance(self) -> bool:
         """Take the machine's clock as the latest epoch (if it changed). False when the state
-        names changed: every subscription was sent a snapshot instead."""
+        names changed: every subscription was sent a snapshot instead.
+
+        While watched, only the states the transitions touched are read: a large machine costs
+        what changed, not its size."""
         mach = self.mach
         if mach.is_disposed:
             return False
-        now = list(mach.time())
         qt, mt = mach.queue_tick(), mach.machine_tick()
-        if self.reshape or mt != self.mt or len(now) != len(self.time):
-            self.reshape = False
-            self.names = mach.state_names()
-            self.schema = schema_to_dict(mach.schema)
-            self._set_latest(now, qt)
-            self.mt = mt
-            self._bases = {self.epoch: (now, qt)}
-            self._on = {}
-            for sub in list(self.subs):
-                sub.at = 0
-                sub.reindex()
-                sub.peer.push_snapshot(sub)
+        if self.reshape or mt != self.mt or not self._users:
+            self._reset(qt, mt)
             return False
-        if qt != self.qt or now != self.time:
-            self._set_latest(now, qt)
+        touched, self._touched = self._touched, set()
+        now: list[int] | None = None
+        step: list[list[int]] = []
+        index, tick, time = self._index, mach.tick, self.time
+        for name in touched:
+            i = index[name]
+            delta = tick(name) - time[i]
+            if delta:
+                if now is None:
+                    now = time.copy()
+                now[i] += delta
+                step.append([i, delta])
+        if now is not None or qt != self.qt:
+            step.sort()
+            self._set_latest(time if now is None else now, qt, step)
         return True
 
-    def _set_latest(self, now: list[int], qt: int) -> None:
+    def _reset(self, qt: int, mt: int) -> None:
+        """New names (or a clock nobody watched): read everything, snapshot every subscription."""
+        mach = self.mach
+        self.reshape = False
+        self._touched = set()
+        self.names = mach.state_names()
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self.schema = schema_to_dict(mach.schema)
+        now = list(mach.time())
+        self._set_latest(now, qt, [])  # no one stands on the epoch before: all get snapshots
+        self.mt = mt
+        self._bases = {self.epoch: (now, qt)}
+        self._on = {}
+        for sub in list(self.subs):
+            sub.at = 0
+            sub.reindex()
+            sub.peer.push_snapshot(sub)
+
+    def _set_latest(self, now: list[int], qt: int, step: list[list[int]]) -> None:
         previous = self.epoch
         self.epoch += 1
-        self.time, self.qt = now, qt
+        self.time, self.qt, self._step = now, qt, step
         self._bases[self.epoch] = (now, qt)
         if previous not in self._on:
             self._bases.pop(previous, None)
@@ -323,7 +355,8 @@ class Exposed(Tracer):
         epoch, qt = self.epoch, self.qt
         d = changes.get(base)
         if d is None:
-            d = changes[base] = p.diff(self._bases[base][0], self.time)
+            step = self._step if base == epoch - 1 else p.diff(self._bases[base][0], self.time)
+            d = changes[base] = step
         pos = sub.pos
         if pos is not None:
             d = [[pos[i], delta] for i, delta in d if i in pos]

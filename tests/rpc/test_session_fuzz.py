@@ -194,3 +194,56 @@ def test_a_client_session_survives_any_server_frames(batch: list[str | bytes]) -
     for frame in client.data_to_send():
         assert p.loads(frame)["t"] in {"hello", "mut", "sync", "pong"}
     assert all(count == 1 for count in answers.values())  # each answered at most once
+
+
+# ------------------------------------------------------------------------------------ the clock
+
+
+class Rollback:
+    """``FailState`` raises: the engine rolls the transition back (ticks move twice)."""
+
+    def FailState(self, e: am.Event) -> None:
+        raise ValueError("rolled back")
+
+
+CHANGES = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "remove", "set", "toggle", "client", "flush"]),
+        st.lists(st.sampled_from(["A", "B", "C", "Prot", "Multi", "Auto", "Fail"]), max_size=3),
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@FUZZ
+@given(changes=CHANGES)
+def test_mirrors_follow_any_sequence_of_changes(changes: list[tuple[str, list[str]]]) -> None:
+    """Relations, auto states, multi states and rollbacks, from the server and from a client,
+    flushed at any point: every mirror ends on the machine's exact clock (filtered ones too)."""
+    mach = am.Machine(
+        {
+            **schema(),
+            "Auto": am.State(auto=True, require=("B",)),
+            "Fail": am.State(),
+        },
+        id="m",
+    )
+    mach.bind_handlers(Rollback())
+    loop = Loopback(mach, flood_burst=10**9, flood_rate=1e9)
+    full_client, full_server, full = loop.mirrored(mach)
+    part_client, part_server, part = loop.mirrored(mach, states=["Auto", "Multi", "Prot"])
+    for op, states in changes:
+        if op == "flush":
+            loop.pump(full_client, full_server)
+        elif op == "client":  # its result carries the diff: read your writes
+            message = {"t": "mut", "m": "m", "op": "add", "states": states}
+            part_client.request(message, "m", True, loop.now)
+            loop.pump(part_client, part_server)
+        else:
+            getattr(mach, op)(states)
+    loop.pump(full_client, full_server)
+    loop.pump(part_client, part_server)
+    assert full.time() == mach.time()
+    assert part.clock() == mach.clock(["Auto", "Multi", "Prot"])
+    assert full.queue_tick() == mach.queue_tick()
