@@ -329,14 +329,16 @@ class ClientSession:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["t"]
+        if kind == "diff":  # the most frequent frame, and no request waits for it
+            mirror = self.mirrors.get(message.get("m"))  # type: ignore[arg-type]
+            if mirror is not None:
+                self._chain(mirror, message)
+            return
         rid = message.get("id")
         call = self.calls.get(rid) if p.is_int(rid) else None
         machine_id = message.get("m")
         net = self.mirrors.get(machine_id) if isinstance(machine_id, str) else None
-        if kind == "diff":
-            if net is not None:
-                self._chain(net, message)
-        elif kind == "res":
+        if kind == "res":
             if net is not None:
                 diff = message.get("diff")
                 if isinstance(diff, dict):

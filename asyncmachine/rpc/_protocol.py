@@ -99,6 +99,7 @@ def _finite(text: str) -> float:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+_JSON_SPACE = " \t\n\r"
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -118,8 +119,12 @@ def decode(frame: str | bytes) -> dict[str, Any]:
     """Parse a frame into a message with a string ``t``; raise ``ProtocolError`` otherwise."""
     if not isinstance(frame, str):
         raise ProtocolError(E_BAD_MESSAGE, "binary frames are not supported")
+    if frame[:1] in _JSON_SPACE:  # JSON allows white space around the value
+        frame = frame.lstrip(_JSON_SPACE)
     try:
-        message = _DECODER.decode(frame)
+        message, end = _DECODER.raw_decode(frame)
+        if end != len(frame) and frame[end:].strip(_JSON_SPACE):
+            raise ValueError("extra data")
     except (ValueError, RecursionError):
         raise ProtocolError(E_BAD_JSON, "frame is not valid JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("t"), str):
