@@ -238,29 +238,36 @@ class NetMachine(ClockView):
         return self._remote._mutate(self, op, called, args, key, origin, err)
 
     # ------------------------------------------------------------ dry runs (remote)
+    # Checked at the call too; they change nothing on the server.
 
-    async def can_add(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
+    def can_add(
+        self, states: Sequence[str], args: dict[str, Any] | None = None
+    ) -> Awaitable[Result]:
         """Would the server accept adding ``states``? Its negotiation handlers run; nothing
         changes. A mutation this client's policy forbids is ``Canceled``."""
-        return await self._remote._check(self, "add", self._called(states), args)
+        return self._remote._check(self, "add", self._called(states), args)
 
-    async def can_add1(self, state: str, args: dict[str, Any] | None = None) -> Result:
-        return await self._remote._check(self, "add", self._called1(state), args)
+    def can_add1(self, state: str, args: dict[str, Any] | None = None) -> Awaitable[Result]:
+        return self._remote._check(self, "add", self._called1(state), args)
 
-    async def can_remove(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Result:
-        return await self._remote._check(self, "remove", self._called(states), args)
+    def can_remove(
+        self, states: Sequence[str], args: dict[str, Any] | None = None
+    ) -> Awaitable[Result]:
+        return self._remote._check(self, "remove", self._called(states), args)
 
-    async def can_remove1(self, state: str, args: dict[str, Any] | None = None) -> Result:
-        return await self._remote._check(self, "remove", self._called1(state), args)
+    def can_remove1(self, state: str, args: dict[str, Any] | None = None) -> Awaitable[Result]:
+        return self._remote._check(self, "remove", self._called1(state), args)
 
-    async def explain_add(self, states: Sequence[str], args: dict[str, Any] | None = None) -> Any:
+    def explain_add(
+        self, states: Sequence[str], args: dict[str, Any] | None = None
+    ) -> Awaitable[Any]:
         """The server's ``explain_add``: what adding ``states`` would do, and why (an
         ``am.Explanation``). Servers whose core cannot explain answer ``RpcError`` with code
         ``unsupported``."""
-        return await self._remote._explain(self, "add", self._called(states), args)
+        return self._remote._explain(self, "add", self._called(states), args)
 
-    async def explain_add1(self, state: str, args: dict[str, Any] | None = None) -> Any:
-        return await self._remote._explain(self, "add", self._called1(state), args)
+    def explain_add1(self, state: str, args: dict[str, Any] | None = None) -> Awaitable[Any]:
+        return self._remote._explain(self, "add", self._called1(state), args)
 
     async def sync(self) -> None:
         """Fetch a full snapshot now."""
