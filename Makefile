@@ -9,7 +9,7 @@ PIP_PYODIDE := $(PY) -m pip download --quiet --no-deps --only-binary=:all: --pyt
 NODE_PYODIDE := node --experimental-wasm-stack-switching
 
 .PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
-	testdist node chromium bench bench-quick demo clean
+	testdist node chromium prometheus bench bench-quick demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict wasm-demo/server.py tools/check_netlify.py tools/make_dist.py
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
-pytest: $(STAMP) testdist
+pytest: $(STAMP) testdist prometheus
 	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e
 
 # the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
@@ -51,6 +51,12 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's Prometheus server and Pushgateway: the telemetry tests scrape and push to the real ones
+prometheus:
+	@command -v prometheus >/dev/null && command -v prometheus-pushgateway >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends prometheus prometheus-pushgateway >/dev/null; }
+
 # build/site: the wheel, a self-hosted Pyodide distribution with a pruned lock, and the bridge
 site: $(STAMP) node
 	rm -rf build/wheel build/site
@@ -69,6 +75,7 @@ testdist: site
 bench: $(STAMP)
 	$(PY) -m bench.run --out build/bench/results.jsonl
 	$(PY) -m bench.rpc --out build/bench/rpc.jsonl
+	$(PY) -m bench.telemetry --out build/bench/telemetry.jsonl
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl
