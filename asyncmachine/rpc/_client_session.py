@@ -330,7 +330,8 @@ class ClientSession:
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["t"]
         if kind == "diff":  # the most frequent frame, and no request waits for it
-            mirror = self.mirrors.get(message.get("m"))  # type: ignore[arg-type]
+            machine_id = message.get("m")
+            mirror = self.mirrors.get(machine_id) if type(machine_id) is str else None
             if mirror is not None:
                 self._chain(mirror, message)
             return

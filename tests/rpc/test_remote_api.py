@@ -359,3 +359,30 @@ async def test_the_server_writes_strict_json_only(server: rpc.Server, raw: RawCo
     async with asyncio.timeout(TIMEOUT):
         reply = await ws.recv()
     assert json.loads(reply, parse_constant=lambda c: pytest.fail(c))["code"] == "bad_json"
+
+
+async def test_trace_context_travels_with_a_mutation(
+    server: rpc.Server, mach: am.Machine, connect: Connect
+) -> None:
+    """``add_mutation_meta`` with the OpenTelemetry exporter's ``trace_meta``: the server's span
+    of the mutation is a child of the client's span."""
+    otel = pytest.importorskip("asyncmachine.telemetry.otel")
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    otel.OtelTracer(tracer).bind(mach)
+    client = await connect(server.url)
+    client.add_mutation_meta(lambda machine_id, op, states: otel.trace_meta())
+    net = await client.machine("api")
+    with tracer.start_as_current_span("click") as click:
+        assert await net.add1("A") == am.Executed
+    [add_a] = [span for span in exporter.get_finished_spans() if span.name == "add A"]
+    assert add_a.parent is not None and add_a.parent.is_remote
+    assert add_a.parent.span_id == click.get_span_context().span_id
+    assert add_a.context.trace_id == click.get_span_context().trace_id
+    provider.shutdown()
