@@ -211,7 +211,8 @@ class ServerSession:
 
     def _fits(self, frame: str) -> bool:
         limit = self.peer_max_frame
-        return limit is None or p.frame_size(frame) <= limit
+        # four UTF-8 bytes per character at most: most frames need no counting
+        return limit is None or len(frame) * 4 <= limit or p.frame_size(frame) <= limit
 
     def _queue_push(self, frame: str, kind: int) -> None:
         if not self._fits(frame):
