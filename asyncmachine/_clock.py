@@ -265,10 +265,39 @@ class Clock:
             elif after % 2 == 0 and before % 2 == 1:
                 deactivated.append(name)
         if ticked:
-            order = tuple(n for n in self.names if ticks[n] % 2 == 1)
-            self.active_set = frozenset(order)
-            self._set_order(order)
+            self.refresh_active()
         return activated, deactivated, ticked
+
+    def update_at(
+        self, time: Sequence[int], indexes: Iterable[int]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Like :meth:`update`, reading only the positions ``indexes`` of ``time`` (the ones a
+        diff changed), so a mirror's update costs what changed, not the machine's size."""
+        names, ticks = self.names, self.ticks
+        activated: list[str] = []
+        deactivated: list[str] = []
+        ticked: list[str] = []
+        for i in indexes:
+            name = names[i]
+            before, after = ticks[name], time[i]
+            if before == after:
+                continue
+            ticks[name] = after
+            ticked.append(name)
+            if after % 2 == 1 and (before % 2 == 0 or after - before >= 2):
+                activated.append(name)
+            elif after % 2 == 0 and before % 2 == 1:
+                deactivated.append(name)
+        if activated or deactivated:
+            self.refresh_active()
+        return activated, deactivated, ticked
+
+    def refresh_active(self) -> None:
+        """Derive the active states from the ticks, in name order (a clock taken as it is)."""
+        ticks = self.ticks
+        order = tuple(n for n in self.names if ticks[n] % 2 == 1)
+        self.active_set = frozenset(order)
+        self._set_order(order)
 
     def clear_active(self) -> None:
         """Forget the active states (a disposed machine shows none)."""
@@ -291,7 +320,5 @@ class Clock:
         ticks = self.ticks
         for name, tick in zip(names, time, strict=True):
             ticks[name] = tick
-        order = tuple(n for n in names if ticks[n] % 2 == 1)
-        self.active_set = frozenset(order)
-        self._set_order(order)
+        self.refresh_active()
         self.machine_tick = machine_tick + 1

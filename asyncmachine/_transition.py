@@ -31,15 +31,20 @@ class MutationType(Enum):
 
 @dataclass(frozen=True, slots=True)
 class MutationSource:
-    """The transition that caused a mutation, for tracers and debuggers to link cause and effect.
+    """Which transition caused a mutation, for tracers and debuggers to link cause and effect.
 
-    Set by the ``ev_*`` mutation methods (docs/semantics.md#mutations).
+    Set by the ``ev_*`` mutation methods (docs/semantics.md#mutations). For a mutation that came
+    over RPC it also says which client, browser tab and ``meta`` (e.g. ``traceparent``) sent it;
+    ``mach_id``/``tx_id`` are then empty unless the client sent it from a handler.
     """
 
     mach_id: str
     tx_id: str
     mach_time: int
     """The sum of the source transition's ``time_before``."""
+    client_id: str | None = None
+    tab_id: str | None = None
+    meta: dict[str, str] | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -4,16 +4,20 @@ Against a real :class:`asyncmachine.rpc.Server` on 127.0.0.1 and real clients, i
 
 - ``rtt``: one client's mutation round trip (``await net.toggle1("A")``), p50/p99, and the
   mutations/s it reaches sequentially;
+- ``echo``: the floor, a bare ``websockets`` echo round trip of a mutation-sized frame (in turns
+  with ``rtt``, so both see the same load), and ``rtt/echo``, the ratios of the two;
 - ``fanout``: one mutation on the server's machine until the last of N subscribed mirrors shows
   the new tick;
+- ``connections``: N clients connected at once to one server: connect time, the server's memory
+  per connection, and the fan-out to all of them;
+- ``throughput``: C clients making M mutations each, all at once (each toggles a state of its
+  own), in mutations/s;
 - ``bytes`` / ``push``: frame bytes per client mutation (both directions) and per server-side
-  mutation pushed to one subscriber;
-- ``echo``: the floor, a bare ``websockets`` echo round trip of a mutation-sized frame, and
-  ``rtt/echo``, the ratios of the two.
+  mutation pushed to one subscriber.
 
 The server runs in this process's event loop (``inproc``: client and server share the loop) and in a
 child process (``process``: ``python -m bench.rpc --serve``, driven over its stdin and stdout), so
-the latencies are measured both ways. ``--quick`` is a smoke run of a second or so, in-process only.
+the latencies are measured both ways. ``--quick`` is a smoke run of a few seconds, in-process only.
 Every load targets 127.0.0.1 and ends by itself.
 """
 
@@ -32,11 +36,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 
 import asyncmachine as am
-from asyncmachine.rpc import Client, NetMachine, Server, Transport
+from asyncmachine.rpc import Client, NetMachine, Receiver, Server, Transport
 from asyncmachine.rpc._protocol import CLOSE_NORMAL, MAX_FRAME
 from asyncmachine.rpc._transport import websockets_connector
 from bench.harness import env_info, loadavg
@@ -58,10 +63,38 @@ class Sizes:
     fanout_clients: int
     fanout_rounds: int
     bytes_mutations: int
+    connections: int
+    connections_rounds: int
+    tp_clients: int
+    tp_mutations: int
 
 
-FULL = Sizes(rtt=5000, warmup=500, fanout_clients=100, fanout_rounds=50, bytes_mutations=1000)
-QUICK = Sizes(rtt=200, warmup=20, fanout_clients=10, fanout_rounds=5, bytes_mutations=50)
+FULL = Sizes(
+    rtt=5000,
+    warmup=500,
+    fanout_clients=100,
+    fanout_rounds=200,
+    bytes_mutations=1000,
+    connections=1000,
+    connections_rounds=50,
+    tp_clients=100,
+    tp_mutations=200,
+)
+QUICK = Sizes(
+    rtt=200,
+    warmup=20,
+    fanout_clients=10,
+    fanout_rounds=5,
+    bytes_mutations=50,
+    connections=20,
+    connections_rounds=3,
+    tp_clients=5,
+    tp_mutations=10,
+)
+LOAD_STATES = 100
+"""States of the ``load`` machine: one per throughput client, at most."""
+CONNECTING_AT_ONCE = 100
+"""Connections opened concurrently (a listen backlog holds about this many)."""
 
 
 # --- the server side -----------------------------------------------------------------------------
@@ -71,10 +104,34 @@ def server_machine() -> am.Machine:
     return am.Machine({"A": am.State(), "B": am.State(), "C": am.State()}, id=MACHINE_ID)
 
 
-def rpc_server(mach: am.Machine) -> Server:
-    # A sequential client here sends far more than the default flood limit of 500 messages/s, and
-    # heartbeats would only add frames to the byte counts.
-    return Server([mach], heartbeat=60.0, flood_rate=1e9, flood_burst=10**9)
+def load_machine() -> am.Machine:
+    return am.Machine({load_state(i): am.State() for i in range(LOAD_STATES)}, id="load")
+
+
+def load_state(i: int) -> str:
+    return f"C{i:03}"
+
+
+def rpc_server(*machines: am.Machine) -> Server:
+    # Heartbeats would only add frames to the byte counts; the flood limit is for real clients.
+    return Server(machines, heartbeat=60.0, flood_rate=1e9, flood_burst=10**9)
+
+
+def rss() -> int:
+    """This process's resident memory, in bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def raise_fd_limit() -> None:
+    """A thousand connections need a thousand descriptors on each side."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _echo(ws: ServerConnection) -> None:
@@ -107,8 +164,9 @@ async def serve_stdio() -> None:
 
     ``perf_counter_ns`` is the system-wide monotonic clock, so the parent can compare the stamps.
     """
+    raise_fd_limit()
     mach = server_machine()
-    server = rpc_server(mach)
+    server = rpc_server(mach, load_machine())
     await server.start()
     echo = await start_echo()
     print(json.dumps({"rpc": server.url, "echo": _url(echo)}), flush=True)
@@ -117,8 +175,8 @@ async def serve_stdio() -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     try:
         async with asyncio.timeout(CHILD_LIFETIME):
-            while await reader.readline():
-                print(fire(mach), flush=True)
+            while line := await reader.readline():
+                print(rss() if line.strip() == b"rss" else fire(mach), flush=True)
     except TimeoutError:
         pass
     finally:
@@ -136,6 +194,10 @@ class Target(Protocol):
 
     async def fire(self) -> int:
         """Toggle ``A`` on the server's machine; returns ``perf_counter_ns`` from just before."""
+        ...
+
+    async def rss(self) -> int:
+        """The server process's resident memory, in bytes."""
         ...
 
     async def close(self) -> None: ...
@@ -156,12 +218,15 @@ class InProcess:
     @classmethod
     async def start(cls) -> InProcess:
         mach = server_machine()
-        server = rpc_server(mach)
+        server = rpc_server(mach, load_machine())
         await server.start()
         return cls(mach, server, await start_echo())
 
     async def fire(self) -> int:
         return fire(self.mach)
+
+    async def rss(self) -> int:
+        return rss()  # clients included: only the process target isolates the server
 
     async def close(self) -> None:
         self.echo.close()
@@ -200,8 +265,14 @@ class ChildProcess:
             raise
 
     async def fire(self) -> int:
+        return await self._ask(b"fire")
+
+    async def rss(self) -> int:
+        return await self._ask(b"rss")
+
+    async def _ask(self, command: bytes) -> int:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(b"fire\n")
+        self.proc.stdin.write(command + b"\n")
         await self.proc.stdin.drain()
         return int(await self.proc.stdout.readline())
 
@@ -247,22 +318,32 @@ class Traffic:
 class CountingTransport:
     """Wraps a client transport and counts what passes (client frames are masked)."""
 
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.inner: Transport | None = None
         self.up = Traffic()
         self.down = Traffic()
 
-    async def send(self, frame: str) -> None:
-        self.up.count(frame, masked=True)
-        await self.inner.send(frame)
-
-    async def recv(self) -> str:
-        frame = await self.inner.recv()
+    def frame_received(self, frame: str | bytes) -> None:
+        assert isinstance(frame, str)
         self.down.count(frame, masked=False)
-        return frame
+        self.receiver.frame_received(frame)
 
-    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        await self.inner.close(code, reason)
+    def connection_lost(self, code: int, reason: str) -> None:
+        self.receiver.connection_lost(code, reason)
+
+    def send(self, frame: str) -> None:
+        self.up.count(frame, masked=True)
+        assert self.inner is not None
+        self.inner.send(frame)
+
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        assert self.inner is not None
+        self.inner.close(code, reason)
+
+    def abort(self) -> None:
+        assert self.inner is not None
+        self.inner.abort()
 
 
 class CountingConnector:
@@ -270,9 +351,11 @@ class CountingConnector:
 
     transport: CountingTransport | None = None
 
-    async def __call__(self, url: str) -> Transport:
-        self.transport = CountingTransport(await websockets_connector(url))
-        return self.transport
+    async def __call__(self, url: str, receiver: Receiver) -> Transport:
+        counted = CountingTransport(receiver)
+        counted.inner = await websockets_connector(url, counted)
+        self.transport = counted
+        return counted
 
 
 # --- measurements -------------------------------------------------------------------------------
@@ -297,39 +380,37 @@ def latency(workload: str, server: str, samples: list[int], **extra: Any) -> dic
     }
 
 
-async def measure_rtt(target: Target, sizes: Sizes) -> dict[str, Any]:
-    async with Client(target.rpc_url, client_id="bench-rtt") as client:
-        net = await client.machine(MACHINE_ID)
-        for _ in range(sizes.warmup):
-            await net.toggle1("A")
-        samples = [0] * sizes.rtt
-        gc.collect()
-        start = time.perf_counter_ns()
-        for i in range(sizes.rtt):
-            t0 = time.perf_counter_ns()
-            await net.toggle1("A")
-            samples[i] = time.perf_counter_ns() - t0
-        total = time.perf_counter_ns() - start
-    per_s = round(sizes.rtt / (total / 1e9), 1)
-    return latency("rtt", target.name, samples, mutations_per_s=per_s)
-
-
-async def measure_echo(target: Target, sizes: Sizes) -> dict[str, Any]:
-    transport = await websockets_connector(target.echo_url)
+async def measure_round_trips(target: Target, sizes: Sizes) -> list[dict[str, Any]]:
+    """A mutation's round trip (``rtt``) and the floor, a bare ``websockets`` client bouncing a
+    mutation-sized frame (``echo``), measured in turns: both see the same machine load, so their
+    ratio holds on a busy machine too."""
+    ws = await connect(target.echo_url, ping_interval=None, compression=None, proxy=None)
     try:
-        for _ in range(sizes.warmup):
-            await transport.send(MUT_FRAME)
-            await transport.recv()
-        samples = [0] * sizes.rtt
-        gc.collect()
-        for i in range(sizes.rtt):
-            t0 = time.perf_counter_ns()
-            await transport.send(MUT_FRAME)
-            await transport.recv()
-            samples[i] = time.perf_counter_ns() - t0
+        async with Client(target.rpc_url, client_id="bench-rtt") as client:
+            net = await client.machine(MACHINE_ID)
+            for _ in range(sizes.warmup):
+                await net.toggle1("A")
+                await ws.send(MUT_FRAME)
+                await ws.recv()
+            rtt, echo = [0] * sizes.rtt, [0] * sizes.rtt
+            busy = 0
+            gc.collect()
+            for i in range(sizes.rtt):
+                t0 = time.perf_counter_ns()
+                await net.toggle1("A")
+                t1 = time.perf_counter_ns()
+                await ws.send(MUT_FRAME)
+                await ws.recv()
+                t2 = time.perf_counter_ns()
+                rtt[i], echo[i] = t1 - t0, t2 - t1
+                busy += t1 - t0
     finally:
-        await transport.close()
-    return latency("echo", target.name, samples, frame_bytes=len(MUT_FRAME))
+        await ws.close()
+    per_s = round(sizes.rtt / (busy / 1e9), 1)
+    return [
+        latency("rtt", target.name, rtt, mutations_per_s=per_s),
+        latency("echo", target.name, echo, frame_bytes=len(MUT_FRAME)),
+    ]
 
 
 class LastArrival:
@@ -345,6 +426,23 @@ class LastArrival:
             self.done.set_result(time.perf_counter_ns())
 
 
+async def fanout_rounds(target: Target, nets: Sequence[NetMachine], rounds: int) -> list[int]:
+    """Nanoseconds from a server-side mutation until the last of ``nets`` shows it, per round."""
+    samples: list[int] = []
+    warmup = max(1, rounds // 10)
+    gc.collect()
+    for round_ in range(warmup + rounds):
+        tick = nets[0].tick("A") + 1
+        last = LastArrival(len(nets))
+        for net in nets:
+            net.when_time1("A", tick).add_done_callback(last)
+        t0 = await target.fire()
+        t1 = await asyncio.wait_for(last.done, 30)
+        if round_ >= warmup:
+            samples.append(t1 - t0)
+    return samples
+
+
 async def measure_fanout(target: Target, sizes: Sizes) -> dict[str, Any]:
     clients = [
         Client(target.rpc_url, client_id=f"bench-fan-{i}") for i in range(sizes.fanout_clients)
@@ -352,21 +450,86 @@ async def measure_fanout(target: Target, sizes: Sizes) -> dict[str, Any]:
     try:
         await asyncio.gather(*(c.connect() for c in clients))
         nets: list[NetMachine] = await asyncio.gather(*(c.machine(MACHINE_ID) for c in clients))
-        samples: list[int] = []
-        warmup = max(1, sizes.fanout_rounds // 10)
-        gc.collect()
-        for round_ in range(warmup + sizes.fanout_rounds):
-            tick = nets[0].tick("A") + 1
-            last = LastArrival(len(nets))
-            for net in nets:
-                net.when_time1("A", tick).add_done_callback(last)
-            t0 = await target.fire()
-            t1 = await asyncio.wait_for(last.done, 10)
-            if round_ >= warmup:
-                samples.append(t1 - t0)
+        samples = await fanout_rounds(target, nets, sizes.fanout_rounds)
     finally:
         await asyncio.gather(*(c.close() for c in clients))
     return latency("fanout", target.name, samples, clients=sizes.fanout_clients)
+
+
+async def measure_connections(target: Target, sizes: Sizes) -> dict[str, Any]:
+    """``connections`` clients on one server: connect time, server memory, fan-out."""
+    raise_fd_limit()
+    n = sizes.connections
+    gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
+    times = [0] * n
+    clients = [
+        Client(target.rpc_url, client_id=f"bench-conn-{i}", request_timeout=60.0) for i in range(n)
+    ]
+
+    async def join(i: int) -> NetMachine:
+        async with gate:
+            t0 = time.perf_counter_ns()
+            await clients[i].connect()
+            net = await clients[i].machine(MACHINE_ID)
+            times[i] = time.perf_counter_ns() - t0
+            return net
+
+    gc.collect()
+    before = await target.rss()
+    started = time.perf_counter_ns()
+    try:
+        nets = await asyncio.gather(*(join(i) for i in range(n)))
+        total = time.perf_counter_ns() - started
+        after = await target.rss()
+        samples = await fanout_rounds(target, nets, sizes.connections_rounds)
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    times.sort()
+    samples.sort()
+    return {
+        "workload": "connections",
+        "server": target.name,
+        "n": len(samples),
+        "unit": "us",
+        "connections": n,
+        "connect_all_s": round(total / 1e9, 2),
+        "connect_p50": percentile(times, 0.5),
+        "connect_p99": percentile(times, 0.99),
+        "kb_per_connection": round((after - before) / n / 1024, 1),
+        "p50": percentile(samples, 0.5),
+        "p99": percentile(samples, 0.99),
+    }
+
+
+async def measure_throughput(target: Target, sizes: Sizes) -> dict[str, Any]:
+    """``tp_clients`` clients, each toggling its own state ``tp_mutations`` times, all at once."""
+    n, m = sizes.tp_clients, sizes.tp_mutations
+    clients = [
+        Client(target.rpc_url, client_id=f"bench-tp-{i}", request_timeout=60.0) for i in range(n)
+    ]
+    try:
+        await asyncio.gather(*(c.connect() for c in clients))
+        nets = await asyncio.gather(*(c.machine("load") for c in clients))
+
+        async def drive(net: NetMachine, state: str) -> None:
+            for _ in range(m):
+                await net.toggle1(state)
+
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        await asyncio.gather(*(drive(net, load_state(i)) for i, net in enumerate(nets)))
+        elapsed = time.perf_counter_ns() - t0
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    return {
+        "workload": "throughput",
+        "server": target.name,
+        "n": n * m,
+        "unit": "mutations/s",
+        "clients": n,
+        "mutations": m,
+        "mutations_per_s": round(n * m / (elapsed / 1e9), 1),
+    }
 
 
 def _per(traffic: Traffic, n: int) -> dict[str, float]:
@@ -441,9 +604,10 @@ async def run(quick: bool, servers: Sequence[str]) -> list[dict[str, Any]]:
             InProcess.start() if placement == "inproc" else ChildProcess.start()
         )
         try:
-            echo = await measure_echo(target, sizes)
-            rtt = await measure_rtt(target, sizes)
+            rtt, echo = await measure_round_trips(target, sizes)
             rows += [rtt, echo, ratios(rtt, echo), await measure_fanout(target, sizes)]
+            rows.append(await measure_throughput(target, sizes))
+            rows.append(await measure_connections(target, sizes))
             if placement == servers[0]:  # the bytes do not depend on where the server runs
                 rows += await measure_bytes(target, sizes)
         finally:
@@ -464,6 +628,8 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
         return " | ".join(show(by[workload, p]) if (workload, p) in by else "-" for p in placements)
 
     clients = next((r["clients"] for r in rows if r["workload"] == "fanout"), 0)
+    conns = next((r["connections"] for r in rows if r["workload"] == "connections"), 0)
+    tp = next((r for r in rows if r["workload"] == "throughput"), {"clients": 0, "mutations": 0})
     out = [
         "| measure | " + " | ".join(names[p] for p in placements) + " |",
         "|---|" + "---|" * len(placements),
@@ -481,6 +647,24 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
         + " |",
         f"| fan-out to {clients} mirrors p50 / p99 (µs) | "
         + cells("fanout", lambda r: f"{r['p50']:.0f} / {r['p99']:.0f}")
+        + " |",
+        f"| {tp['clients']} clients x {tp['mutations']} mutations at once: mutations/s | "
+        + cells("throughput", lambda r: f"{r['mutations_per_s']:,.0f}")
+        + " |",
+        f"| {conns} connections: all connected in (s), each p50 / p99 (ms) | "
+        + cells(
+            "connections",
+            lambda r: (
+                f"{r['connect_all_s']:.1f} s, {r['connect_p50'] / 1000:.1f} / "
+                f"{r['connect_p99'] / 1000:.1f}"
+            ),
+        )
+        + " |",
+        f"| {conns} connections: server memory per connection (KiB) | "
+        + cells("connections", lambda r: f"{r['kb_per_connection']:.0f}")
+        + " |",
+        f"| {conns} connections: fan-out to all p50 / p99 (µs) | "
+        + cells("connections", lambda r: f"{r['p50']:.0f} / {r['p99']:.0f}")
         + " |",
         "| bytes per client mutation, up / down: JSON (+ WebSocket headers) | "
         + cells(

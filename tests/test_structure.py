@@ -51,8 +51,6 @@ def imports_of(name: str, path: Path) -> set[str]:
 
 
 GRAPH = {name: imports_of(name, path) for name, path in MODULES.items()}
-# The RPC rewrite (issue 9) breaks the client <-> mirror cycle; drop this line once it is merged.
-GRAPH["asyncmachine.rpc._netmachine"].discard("asyncmachine.rpc._client")
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -111,8 +109,6 @@ def test_machine_is_a_facade() -> None:
 def all_classes() -> list[type]:
     out: list[type] = []
     for info in pkgutil.walk_packages(am.__path__, "asyncmachine."):
-        if info.name.startswith("asyncmachine.rpc"):
-            continue  # the RPC errors are reworked with the RPC layer (see docs/decisions.md)
         try:
             module = importlib.import_module(info.name)
         except ImportError:  # an optional dependency (telemetry exporters, Pyodide-only code)

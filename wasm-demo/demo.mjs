@@ -104,24 +104,21 @@ class RemoteSession {
     try {
       machine = await am.connect(url.href, { id: MACHINE_ID, timeout: CONNECT_TIMEOUT });
     } catch (err) {
-      throw new Error(`The demo server at ${url.href} can't be reached.`);
+      const why = err.name === "ConnectError" ? ` (${err.message})` : "";
+      throw new Error(`The demo server at ${url.href} can't be reached${why}.`);
     }
-    return new RemoteSession(am, machine, changed, log);
+    return new RemoteSession(machine, changed, log);
   }
 
-  constructor(am, machine, changed, log) {
+  constructor(machine, changed, log) {
     this.machine = machine;
-    this.current = { file: null, sent: 0 };
-    // remote machines have no canAdd1: a local machine with the same schema and no handlers
-    // answers it from the relations (the server's negotiation handlers still get the last word)
-    this.relations = am.machine(schema, { id: `${MACHINE_ID}-relations` });
-    this.stale = true;
+    this.changed = changed;
+    this.current = { file: null, sent: 0 }; // the server sends it when this tab subscribes
+    this.allowed = new Map(); // state -> the server's last canAdd1 answer
+    this.asking = 0;
     this.disposers = [
-      machine.subscribe(() => {
-        this.stale = true;
-        changed();
-      }),
-      machine.connection.subscribe(changed),
+      machine.subscribe(() => this.refresh()),
+      machine.connection.subscribe(() => this.refresh()),
       machine.onPayload((name, data) => {
         if (name === "log") log(data);
         if (name === "upload") {
@@ -130,6 +127,7 @@ class RemoteSession {
         }
       }),
     ];
+    this.refresh();
   }
 
   get usable() {
@@ -140,12 +138,26 @@ class RemoteSession {
     return this.current;
   }
 
-  canAdd(state) {
-    if (this.stale) {
-      this.relations.set(this.machine.activeStates());
-      this.stale = false;
+  /** Ask the server which buttons could add their state now: its negotiation handlers decide,
+   * without changing anything. Answers to an older question are dropped. */
+  async refresh() {
+    const asked = ++this.asking;
+    this.changed();
+    if (!this.usable) return;
+    const states = [...document.querySelectorAll("button[data-state]")].map((b) => b.dataset.state);
+    let answers;
+    try {
+      answers = await Promise.all(states.map((state) => this.machine.canAdd1(state, argsFor(state))));
+    } catch {
+      return; // disconnected meanwhile: the next change asks again
     }
-    return this.relations.canAdd1(state) === Executed;
+    if (asked !== this.asking) return;
+    this.allowed = new Map(states.map((state, i) => [state, answers[i] === Executed]));
+    this.changed();
+  }
+
+  canAdd(state) {
+    return this.allowed.get(state) ?? false;
   }
 
   describe() {
@@ -161,9 +173,13 @@ class RemoteSession {
 
   dispose() {
     for (const dispose of this.disposers) dispose();
-    this.relations.dispose();
     this.machine.dispose();
   }
+}
+
+/** The args a button's state is added with. */
+function argsFor(state) {
+  return state === "Selected" ? { file: chosen } : undefined;
 }
 
 // ---- rendering
@@ -221,8 +237,7 @@ function render() {
   const usable = Boolean(clock && session.usable);
   for (const button of document.querySelectorAll("button[data-state]")) {
     const state = button.dataset.state;
-    const args = state === "Selected" ? { file: chosen } : undefined;
-    button.disabled = !usable || is(state) || !session.canAdd(state, args);
+    button.disabled = !usable || is(state) || !session.canAdd(state, argsFor(state));
   }
   for (const button of document.querySelectorAll("button[data-remove]")) {
     button.disabled = !usable || !is(button.dataset.remove);
@@ -382,9 +397,7 @@ document.addEventListener("click", async (event) => {
   const { state, remove } = button.dataset;
   try {
     // remote mutations return Promises; the server's log says why one was canceled
-    await (remove
-      ? session.machine.remove1(remove)
-      : session.machine.add1(state, state === "Selected" ? { file: chosen } : undefined));
+    await (remove ? session.machine.remove1(remove) : session.machine.add1(state, argsFor(state)));
   } catch (err) {
     log(`[error] ${err.message}`);
   }
@@ -392,6 +405,7 @@ document.addEventListener("click", async (event) => {
 samples.addEventListener("change", (event) => {
   chosen = SAMPLES[Number(event.target.value)];
   $("#own-file").value = "";
+  session?.refresh?.(); // a remote answer depends on the file
   changed();
 });
 $("#own-file").addEventListener("change", (event) => {
@@ -399,6 +413,7 @@ $("#own-file").addEventListener("change", (event) => {
   if (!picked) return;
   chosen = { name: picked.name, size: picked.size };
   for (const radio of samples.querySelectorAll("input")) radio.checked = false;
+  session?.refresh?.();
   changed();
 });
 

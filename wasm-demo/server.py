@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ import asyncmachine as am
 from asyncmachine import rpc, telemetry
 from asyncmachine.debugger import DebugServer
 
+log = logging.getLogger("asyncmachine.demo")
+
 HERE = Path(__file__).resolve().parent
 SCHEMA = am.schema_from_dict(json.loads((HERE / "upload-schema.json").read_text("utf-8")))
 MACHINE_ID = "upload"
@@ -40,8 +43,6 @@ RPC_PATH = "/rpc"
 LIMIT = 20 * 1024 * 1024
 CHUNKS = 20
 CHUNK_DELAY = 0.15
-STATUS_EVERY = 1.0
-"""Seconds between status payloads: tabs that just connected learn the file and its progress."""
 STOP_WAIT = 1.0
 """Seconds ``stop()`` waits for connections to close."""
 
@@ -192,12 +193,15 @@ class StaticSite:
         if getattr(request, "method", "GET") != "GET":  # older websockets parse only GETs
             return conn.respond(HTTPStatus.METHOD_NOT_ALLOWED, "only GET requests are served\n")
         path = unquote(urlsplit(request.path).path)
-        if request.headers.get("Upgrade", "").lower() == "websocket":
+        if request.headers.get("Upgrade", "").lower() == "websocket" or path == RPC_PATH:
+            # the RPC server answers the rest (a plain GET of /rpc: 426, which a page's
+            # connect error check reads as "the endpoint is there")
             if path != RPC_PATH:
                 return conn.respond(HTTPStatus.NOT_FOUND, f"WebSockets connect to {RPC_PATH}\n")
             origin = request.headers.get("Origin")
             host = request.headers.get("Host", "")
             if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+                log.warning("refused origin %s (the demo serves %s only)", origin, host)
                 return conn.respond(HTTPStatus.FORBIDDEN, "cross-origin WebSocket refused\n")
             return None
         if path in self.generated:
@@ -305,12 +309,9 @@ class DemoServer:
     rpc: rpc.Server
     inspector: DebugServer | None = None
     """am-dbg, which the machine (and local-mode pages) stream to: "Inspect the machine"."""
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         """Close the connections, stop listening and dispose the machine (ending its upload)."""
-        for task in self._tasks:
-            task.cancel()
         for tracer in self.machine.tracers():
             if isinstance(tracer, telemetry.DebugTracer) and tracer.stream is not None:
                 await tracer.stream.close()
@@ -342,7 +343,9 @@ async def serve(
         server.send_payload("upload", status, machine=MACHINE_ID)
 
     def forward_log(level: am.LogLevel, msg: str) -> None:
-        server.send_payload("log", msg, machine=MACHINE_ID)
+        tx = mach.transition
+        if tx is None or not tx.mutation.is_check:  # the tabs' canAdd1 dry runs stay quiet
+            server.send_payload("log", msg, machine=MACHINE_ID)
 
     mach = am.Machine(SCHEMA, id=MACHINE_ID, log_level=am.LogLevel.OPS, logger=forward_log)
     mach.verify_states(ss.names())
@@ -352,15 +355,23 @@ async def serve(
     mach.bind_handlers(uploader)
     mach.add1(ss.Online)
     server.expose(mach)
+    server.mach.bind_handlers(Greeter(server, uploader))
     await server.start(host, port)
+    return DemoServer(f"http://{server.host}:{server.port}/", mach, server, dbg)
 
-    async def keep_publishing() -> None:
-        while True:
-            publish(uploader.status())
-            await asyncio.sleep(STATUS_EVERY)
 
-    tasks = [asyncio.get_running_loop().create_task(keep_publishing())]
-    return DemoServer(f"http://{server.host}:{server.port}/", mach, server, dbg, tasks)
+class Greeter:
+    """Handlers of the RPC server's own machine: a tab that just subscribed learns the file and
+    its progress (the clock it already has), right after its snapshot."""
+
+    def __init__(self, server: rpc.Server, uploader: Uploader) -> None:
+        self.server = server
+        self.uploader = uploader
+
+    def ClientSubscribedState(self, e: am.Event) -> None:
+        if e.args["machine_id"] == MACHINE_ID:
+            status = self.uploader.status()
+            self.server.send_payload("upload", status, session=e.args["session_id"])
 
 
 async def _run(site: Path, host: str, port: int) -> None:

@@ -69,6 +69,35 @@ export declare class AsyncMachineError extends Error {
   constructor(type: string, message: string);
 }
 
+/** What a mutation would do, and why (`explainAdd1`). */
+export interface Explanation {
+  result: Result;
+  target: string[];
+  added: string[];
+  removed: string[];
+  canceledBy: string | null;
+  rejected: { state: string; reason: string }[];
+}
+
+/** `connect()` failed: `message` and `reason` say why. */
+export declare class ConnectError extends AsyncMachineError {
+  readonly reason: "refused" | "not_found" | "forbidden_origin" | "timeout" | "protocol";
+  readonly detail: string;
+}
+
+export interface ConnectOptions {
+  /** The id of the machine on the server. */
+  id: string;
+  token?: string;
+  clientId?: string;
+  /** Mirror only these states (the server may allow fewer). */
+  states?: string[];
+  /** Seconds for connecting and for each request (10). */
+  timeout?: number;
+  /** Seconds before the first reconnect, doubling (0.5). */
+  backoff?: number;
+}
+
 export declare class AsyncMachine {
   readonly id: string;
   readonly isDisposed: boolean;
@@ -81,12 +110,16 @@ export declare class AsyncMachine {
   set(states: string[], args?: Args): Result | Promise<Result>;
   toggle(states: string[], args?: Args): Result | Promise<Result>;
   toggle1(state: string, args?: Args): Result | Promise<Result>;
-  addErr(error: unknown, args?: Args): Result;
-  addErrState(state: string, error: unknown, args?: Args): Result;
-  canAdd(states: string[], args?: Args): Result;
-  canAdd1(state: string, args?: Args): Result;
-  canRemove(states: string[], args?: Args): Result;
-  canRemove1(state: string, args?: Args): Result;
+  // remote machines return Promises: the server answers (its negotiation handlers decide)
+  addErr(error: unknown, args?: Args): Result | Promise<Result>;
+  addErrState(state: string, error: unknown, args?: Args): Result | Promise<Result>;
+  canAdd(states: string[], args?: Args): Result | Promise<Result>;
+  canAdd1(state: string, args?: Args): Result | Promise<Result>;
+  canRemove(states: string[], args?: Args): Result | Promise<Result>;
+  canRemove1(state: string, args?: Args): Result | Promise<Result>;
+  /** Remote: what adding `states` would do, and why. */
+  explainAdd(states: string[], args?: Args): Promise<Explanation>;
+  explainAdd1(state: string, args?: Args): Promise<Explanation>;
 
   is(states: string[]): boolean;
   is1(state: string): boolean;
@@ -139,10 +172,7 @@ export declare class Asyncmachine {
   readonly version: string;
   machine(schema: Schema, opts?: MachineOptions): AsyncMachine;
   /** A machine hosted by an `asyncmachine.rpc.Server`; mutations return Promises. */
-  connect(
-    url: string,
-    opts: { id: string; token?: string; clientId?: string; timeout?: number; backoff?: number },
-  ): Promise<AsyncMachine>;
+  connect(url: string, opts: ConnectOptions): Promise<AsyncMachine>;
 }
 
 /** Live machines of the page by id (also at `globalThis.__asyncmachine__`). */

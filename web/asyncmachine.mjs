@@ -20,6 +20,16 @@ export class AsyncMachineError extends Error {
   }
 }
 
+/** A remote machine could not be reached; `message` (and `reason`) say why: "refused",
+ * "not_found", "forbidden_origin", "timeout" or "protocol". */
+export class ConnectError extends AsyncMachineError {
+  constructor(reason, detail = "") {
+    super("ConnectError", reason);
+    this.reason = reason;
+    this.detail = detail;
+  }
+}
+
 /** Load Pyodide from `indexURL` (a self-hosted distribution) and the asyncmachine wheel; the wheel
  * downloads while Pyodide boots. `snapshot` (a URL such as "pyodide/asyncmachine-snapshot.bin.gz",
  * made by tools/make_snapshot.mjs) starts Python from a memory snapshot with asyncmachine already
@@ -123,13 +133,14 @@ export class Asyncmachine {
     return machine;
   }
 
-  /** A machine hosted by a Python server (`asyncmachine.rpc.Server`), mirrored in this page.
-   * It has the same methods; mutations return Promises of the server's result, and
-   * `connection` is the connection's own machine (`Ready`, `Disconnected`, ...). */
-  async connect(url, { id, token, clientId, timeout, backoff } = {}) {
+  /** A machine hosted by a Python server (`asyncmachine.rpc.Server`), mirrored in this page
+   * (only `states`, when given). It has the same methods; mutations and dry runs (`canAdd1`...)
+   * return Promises of the server's answer, and `connection` is the connection's own machine
+   * (`Ready`, `Disconnected`, ...). Rejects with a `ConnectError` whose message is the reason. */
+  async connect(url, { id, token, clientId, states, timeout, backoff } = {}) {
     this._rpc ??= this.pyodide.pyimport("asyncmachine.rpc._jsbridge");
     const machine = new AsyncMachine({ remote: true });
-    const opts = JSON.stringify({ id, token, clientId, timeout, backoff });
+    const opts = JSON.stringify({ id, token, clientId, tabId: registry.tabId, states, timeout, backoff });
     const pending = this._rpc.connect_bridge(String(url), opts, machine._notifier);
     let bridge;
     try {
@@ -176,6 +187,7 @@ export class AsyncMachine {
   _attach(bridge) {
     if (typeof bridge === "string") {
       const { error } = JSON.parse(bridge);
+      if (error.type === "ConnectError") throw new ConnectError(error.message, error.detail);
       throw new AsyncMachineError(error.type, error.message);
     }
     this._bridge = bridge;
@@ -198,14 +210,27 @@ export class AsyncMachine {
   toggle1(state, args) { return this._mutate("toggle1", state, args); }
   /** Remote only: fetch a full snapshot from the server. */
   sync() { return this._later("sync"); }
-  addErr(error, args) { return this._invoke("addErr", String(error?.message ?? error), args ?? null); }
-  addErrState(state, error, args) {
-    return this._invoke("addErrState", state, String(error?.message ?? error), args ?? null);
+  addErr(error, args) {
+    const message = String(error?.message ?? error);
+    return this._remote
+      ? this._later("addErr", message, args ?? null, error?.name ?? "Error")
+      : this._invoke("addErr", message, args ?? null);
   }
-  canAdd(states, args) { return this._invoke("canAdd", states, args ?? null); }
-  canAdd1(state, args) { return this._invoke("canAdd1", state, args ?? null); }
-  canRemove(states, args) { return this._invoke("canRemove", states, args ?? null); }
-  canRemove1(state, args) { return this._invoke("canRemove1", state, args ?? null); }
+  addErrState(state, error, args) {
+    const message = String(error?.message ?? error);
+    return this._remote
+      ? this._later("addErrState", state, message, args ?? null, error?.name ?? "Error")
+      : this._invoke("addErrState", state, message, args ?? null);
+  }
+  // dry runs: remote machines ask the server (its negotiation handlers decide) and return Promises
+  canAdd(states, args) { return this._mutate("canAdd", states, args); }
+  canAdd1(state, args) { return this._mutate("canAdd1", state, args); }
+  canRemove(states, args) { return this._mutate("canRemove", states, args); }
+  canRemove1(state, args) { return this._mutate("canRemove1", state, args); }
+  /** Remote: what adding the states would do, and why (`{result, target, added, removed,
+   * canceledBy, rejected}`); rejects with `RpcError` "unsupported" on a server that cannot. */
+  explainAdd(states, args) { return this._mutate("explainAdd", states, args); }
+  explainAdd1(state, args) { return this._mutate("explainAdd1", state, args); }
 
   // ---- reading
   is(states) { return this._invoke("is", states); }

@@ -1,23 +1,35 @@
 """Transparent remote machines over WebSocket.
 
 A :class:`Server` exposes local machines by id; a :class:`Client` (CPython or Pyodide) mirrors them
-as :class:`NetMachine` objects that answer reads and waits locally and send mutations to the
-server. The wire protocol is documented in ``docs/protocol.md``. The server needs the
-``websockets`` package (``pip install asyncmachine[rpc]``); the client in Pyodide does not.
+as :class:`NetMachine` objects that answer reads and waits locally and send mutations and dry runs
+to the server. The protocol itself lives in I/O-free session objects that the asyncio server and
+client drive; it is documented in ``docs/protocol.md``. The server needs the ``websockets``
+package (``pip install asyncmachine[rpc]``); the client in Pyodide does not.
 """
 
 from typing import TYPE_CHECKING
 
-from ._auth import READ_ONLY, READ_WRITE, ConnInfo, Policy, Principal, tokens
-from ._client import AuthError, Client, ClientStates, DisconnectedError, RpcError
+from ._auth import NO_ACCESS, READ_ONLY, READ_WRITE, ConnInfo, Policy, Principal, tokens
+from ._client import Client
+from ._errors import (
+    AuthError,
+    ConnectError,
+    DisconnectedError,
+    ProtocolError,
+    RemoteError,
+    RpcError,
+)
+from ._idempotency import IdempotencyStore, MemoryIdempotency, Remembered, SqliteIdempotency
 from ._netmachine import NetMachine
-from ._protocol import VERSION, ProtocolError
-from ._transport import Transport, TransportClosed
+from ._protocol import VERSION
+from ._states import ClientStates, ServerStates
+from ._transport import Receiver, Transport, TransportClosed
 
 if TYPE_CHECKING:
     from ._server import Server
 
 __all__ = [
+    "NO_ACCESS",
     "READ_ONLY",
     "READ_WRITE",
     "VERSION",
@@ -25,13 +37,21 @@ __all__ = [
     "Client",
     "ClientStates",
     "ConnInfo",
+    "ConnectError",
     "DisconnectedError",
+    "IdempotencyStore",
+    "MemoryIdempotency",
     "NetMachine",
     "Policy",
     "Principal",
     "ProtocolError",
+    "Receiver",
+    "Remembered",
+    "RemoteError",
     "RpcError",
     "Server",
+    "ServerStates",
+    "SqliteIdempotency",
     "Transport",
     "TransportClosed",
     "tokens",

@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+
+
+def _names(value: Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError("a policy takes a collection of state names, not one string")
+    return frozenset(value)
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What a principal may do with one machine."""
+    """What a principal may do with one machine.
+
+    ``states`` bounds what a mutation *does*: the server resolves it (relations and ``set``
+    included) before any handler runs, and refuses it with ``forbidden`` when it would activate
+    or deactivate a state outside ``states``. ``read_states`` bounds what the principal *sees*: no
+    name or tick of another state ever reaches its connection.
+    """
 
     read: bool = True
     """Subscribe to the machine and read its clock."""
     write: bool = True
     """Send mutations."""
-    states: frozenset[str] | None = None
-    """When set, mutations may only change these states (see ``may_write``)."""
+    states: Collection[str] | None = None
+    """When set, mutations may only activate or deactivate these states."""
+    read_states: Collection[str] | None = None
+    """When set, the only states this principal sees."""
 
-    def may_write(self, op: str, states: Collection[str], active: Collection[str] = ()) -> bool:
-        """Whether a mutation may run. With ``states`` set, it may only touch those states: a
-        ``set`` also deactivates every other ``active`` state, so those count too."""
-        if not self.write:
-            return False
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "states", _names(self.states))
+        object.__setattr__(self, "read_states", _names(self.read_states))
+
+    def outside(self, touched: Iterable[str]) -> list[str]:
+        """The states of ``touched`` this policy does not let a mutation change."""
         if self.states is None:
-            return True
-        touched = [*states, *active] if op == "set" else states
-        return self.states.issuperset(touched)
+            return []
+        return [s for s in touched if s not in self.states]
+
+    def visible(self, names: Iterable[str]) -> list[str]:
+        """The states of ``names`` this policy lets the principal see, in the given order."""
+        if self.read_states is None:
+            return list(names)
+        return [s for s in names if s in self.read_states]
 
 
 READ_WRITE = Policy()

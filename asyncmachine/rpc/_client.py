@@ -1,4 +1,9 @@
-"""The RPC client: a connection that is itself a state machine, and the mirrors it keeps in sync."""
+"""The asyncio adapter of the client: a connection that is itself a state machine.
+
+The protocol lives in ``ClientSession``; this module opens transports (``websockets`` on CPython,
+the browser's ``WebSocket`` in Pyodide), reconnects with backoff and jitter, runs the session's
+timer, and turns its answers into awaitable results for ``NetMachine``.
+"""
 
 from __future__ import annotations
 
@@ -7,81 +12,66 @@ import contextlib
 import logging
 import random
 import secrets
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import asyncmachine as _am
 
 from .._machine import Machine
 from .._result import Result
-from .._schema import State
-from .._states_base import StatesBase
-from .._waiter import Waiter
 from . import _protocol as p
-from ._netmachine import NetMachine
-from ._transport import Connector, Transport, TransportClosed, default_connector
+from ._client_session import Call, ClientSession, Done
+from ._errors import (
+    AuthError,
+    ConnectError,
+    DisconnectedError,
+    ProtocolError,
+    RemoteError,
+    RpcError,
+)
+from ._netmachine import NetMachine, Origin
+from ._states import CLIENT_SCHEMA, ClientStates
+from ._transport import CLOSE_WAIT, Connector, Transport, TransportClosed, default_connector
 
 log = logging.getLogger("asyncmachine.rpc")
 
-
-class ClientStates(StatesBase):
-    """The connection's states: apps wait on ``Ready`` and react to ``Disconnected``."""
-
-    Start: str
-    Connecting: str
-    Connected: str
-    Ready: str
-    Retrying: str
-    Disconnected: str
-    ErrNetwork: str
-    ErrAuth: str
-    ErrRpc: str
-
-
 ss = ClientStates()
-
-CLIENT_SCHEMA: dict[str, State] = {
-    ss.Exception: State(multi=True),
-    ss.Start: State(),
-    ss.Connecting: State(require=(ss.Start,), remove=(ss.Connected, ss.Disconnected)),
-    ss.Connected: State(require=(ss.Start,), remove=(ss.Connecting, ss.Disconnected)),
-    ss.Ready: State(require=(ss.Connected,)),
-    ss.Retrying: State(require=(ss.Start,), remove=(ss.Connecting, ss.Connected)),
-    ss.Disconnected: State(auto=True, remove=(ss.Connecting, ss.Connected)),
-    ss.ErrNetwork: State(multi=True, require=(ss.Exception,)),
-    ss.ErrAuth: State(require=(ss.Exception,)),
-    ss.ErrRpc: State(multi=True, require=(ss.Exception,)),
-}
-
-
-class RpcError(Exception):
-    """The server answered a request with an error (``code`` is the protocol's error code)."""
-
-    def __init__(self, code: str, msg: str) -> None:
-        super().__init__(f"{code}: {msg}")
-        self.code = code
-        self.msg = msg
-
-
-class AuthError(RpcError):
-    """The server refused the token."""
-
-
-class DisconnectedError(ConnectionError):
-    """The connection dropped before the server answered."""
-
 
 PayloadHandler = Callable[[str, Any, "str | None"], None]
 """``handler(name, data, machine_id)``."""
 
+MetaHook = Callable[[str, str, list[str]], "Mapping[str, str] | None"]
+"""``hook(machine_id, op, states) -> meta``: entries added to a mutation's ``src.meta``."""
 
-class _Request:
-    __slots__ = ("future", "machine", "message", "retry")
 
-    def __init__(self, message: dict[str, Any], machine: NetMachine | None, retry: bool) -> None:
-        self.message = message
-        self.machine = machine
-        self.retry = retry
-        self.future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+class _Link:
+    """One connection attempt: the receiver its transport delivers to."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        loop = asyncio.get_running_loop()
+        self.transport: Transport | None = None
+        self.welcome: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[tuple[int, str]] = loop.create_future()
+        self.closing = False
+        self.wants_reason = not client._was_ready
+        """A retry after an outage needs no reason (the browser would spend a request)."""
+
+    def frame_received(self, frame: str | bytes) -> None:
+        client = self.client
+        if client._link is self:
+            client.session.receive(frame, asyncio.get_running_loop().time())
+
+    def connection_lost(self, code: int, reason: str) -> None:
+        if self.closed.done():
+            return
+        self.closed.set_result((code, reason))
+        if not self.welcome.done():
+            self.welcome.set_exception(
+                ConnectError("protocol", f"closed during the handshake ({code} {reason})")
+            )
+        if self.client._link is self:
+            self.client.session.connection_lost(code, reason)
 
 
 class Client:
@@ -91,6 +81,8 @@ class Client:
     idempotency key, so one in flight when the connection drops is sent again after the
     reconnect and still runs only once. Payloads go to ``on_payload`` handlers and, when a
     ``consumer`` machine with a ``ServerPayload`` state is given, to that state's args.
+    ``tab_id`` (one random id per browser page) and ``add_mutation_meta`` hooks travel with each
+    mutation, as its source.
     """
 
     def __init__(
@@ -99,36 +91,65 @@ class Client:
         *,
         token: str | None = None,
         client_id: str | None = None,
+        tab_id: str | None = None,
         consumer: Machine | None = None,
         connector: Connector | None = None,
+        origin: str | None = None,
         request_timeout: float = 10.0,
+        connect_timeout: float | None = None,
         backoff: float = 0.5,
         backoff_max: float = 10.0,
         max_retries: int | None = None,
-        max_frame: int = 16 * 1024 * 1024,
+        max_frame: int = p.CLIENT_MAX_FRAME,
     ) -> None:
         self.url = url
-        self.token = token
         self.client_id = client_id or "c-" + secrets.token_hex(6)
+        self.tab_id = tab_id
         self.consumer = consumer
         self.request_timeout = request_timeout
+        self.connect_timeout = connect_timeout if connect_timeout is not None else request_timeout
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.max_retries = max_retries
         self.mach = Machine(CLIENT_SCHEMA, id=f"rpc-{self.client_id}")
         self.mach.verify_states(ss.names())
-        self.server_machines: list[str] = []
-        self.session_id = ""
-        self.heartbeat = 15.0
         self.reconnects = 0
-        self._connector = connector or default_connector(max_frame)
-        self._machines: dict[str, NetMachine] = {}
-        self._requests: dict[int, _Request] = {}
-        self._next_id = 0
-        self._transport: Transport | None = None
+        self.session = ClientSession(
+            self.client_id, token, max_frame=max_frame, request_timeout=request_timeout
+        )
+        session = self.session
+        session.wake = self._pump
+        session.on_payload = self._deliver
+        session.on_refused = self._refused
+        session.on_welcome = self._welcomed
+        self._connector = connector or default_connector(max_frame, origin)
+        self._link: _Link | None = None
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._payload_handlers: list[PayloadHandler] = []
-        self._last_seen = 0.0
+        self._meta_hooks: list[MetaHook] = []
+        self._connecting: list[asyncio.Future[None]] = []
+        self._was_ready = False
+
+    # ------------------------------------------------------------ what the session learnt
+
+    @property
+    def session_id(self) -> str:
+        return self.session.session_id
+
+    @property
+    def heartbeat(self) -> float:
+        return self.session.heartbeat
+
+    @property
+    def server_machines(self) -> list[str]:
+        return self.session.server_machines
+
+    @property
+    def server_max_frame(self) -> int | None:
+        """The largest frame the server accepts (from its ``welcome``)."""
+        return self.session.server_max_frame
 
     # ------------------------------------------------------------ public API
 
@@ -140,75 +161,83 @@ class Client:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def connect(self, timeout: float | None = None) -> Client:
-        """Start, then wait until ``Ready``; raises ``AuthError`` when the token is refused."""
+        """Start, then wait until ``Ready``. Raises ``AuthError`` for a refused token and
+        ``ConnectError`` (with its ``reason``) as soon as the first connection fails; the
+        client then stops."""
         await self.start()
-        ready = self.mach.when1(ss.Ready)
-        refused = self.mach.when1(ss.ErrAuth)
-        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def done(_: Waiter) -> None:
-            if not settled.done():
-                settled.set_result(None)
-
-        ready.add_done_callback(done)
-        refused.add_done_callback(done)
+        if self.mach.is1(ss.Ready):
+            return self
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._connecting.append(waiter)
+        limit = timeout if timeout is not None else self.request_timeout
         try:
-            await asyncio.wait_for(
-                settled, timeout if timeout is not None else self.request_timeout
-            )
+            await asyncio.wait_for(waiter, limit)
         except TimeoutError:
-            pass
+            raise ConnectError("timeout", f"not connected to {self.url} in {limit:g} s") from None
         finally:
-            ready.remove_done_callback(done)
-            refused.remove_done_callback(done)
-        if self.mach.is1(ss.ErrAuth):
-            raise AuthError(p.E_AUTH, "authentication refused")
-        if not self.mach.is1(ss.Ready):
-            raise TimeoutError(f"not connected to {self.url} in time")
+            if waiter in self._connecting:
+                self._connecting.remove(waiter)
         return self
 
-    async def machine(self, machine_id: str) -> NetMachine:
-        """Mirror the server's machine ``machine_id``: returns once its snapshot arrived."""
-        net = self._machines.get(machine_id)
+    async def machine(self, machine_id: str, states: list[str] | None = None) -> NetMachine:
+        """Mirror the server's machine ``machine_id`` (only ``states``, when given): returns
+        once its snapshot arrived."""
+        if states is not None and (
+            isinstance(states, str) or not all(isinstance(s, str) for s in states)
+        ):
+            raise TypeError("states must be a list of state names")
+        session = self.session
+        if not session.connected:
+            connected = self.mach.when1(ss.Connected)
+            await asyncio.wait_for(_wait(connected), self.request_timeout)
+        net = session.mirrors.get(machine_id)
+        fresh = net is None
         if net is None:
-            net = self._machines[machine_id] = NetMachine(self, machine_id)
+            net = NetMachine(self, machine_id)
+        session.add_mirror(net, None if states is None else list(states))
         try:
-            if self.mach.is1(ss.Connected):
-                await self._request({"t": "sub", "m": machine_id}, net, retry=False)
-            else:
-                await asyncio.wait_for(_await(self.mach.when1(ss.Ready)), self.request_timeout)
+            await self._call(lambda done: session.subscribe(machine_id, done))
         except BaseException:
-            if not net.state_names():  # never mirrored: forget it, or reconnects would retry it
-                self._forget(machine_id)
+            if fresh and not net.state_names():  # never mirrored: forget it
+                session.drop_mirror(machine_id)
             raise
         return net
-
-    def _forget(self, machine_id: str) -> None:
-        net = self._machines.pop(machine_id, None)
-        if net is not None:
-            net._dispose()
 
     def on_payload(self, handler: PayloadHandler) -> Callable[[], None]:
         """Call ``handler(name, data, machine_id)`` for every payload; returns the remover."""
         self._payload_handlers.append(handler)
         return lambda: self._payload_handlers.remove(handler)
 
+    def add_mutation_meta(self, hook: MetaHook) -> Callable[[], None]:
+        """Call ``hook(machine_id, op, states)`` for every outgoing mutation; the strings it
+        returns travel in the mutation's ``src.meta`` (e.g. W3C ``traceparent``). Returns the
+        remover."""
+        self._meta_hooks.append(hook)
+        return lambda: self._meta_hooks.remove(hook)
+
     async def close(self) -> None:
         """Say bye, close the connection and stop reconnecting; mirrors are disposed."""
         self.mach.remove1(ss.Start)
-        transport = self._transport
-        if transport is not None:
+        link = self._link
+        if link is not None and link.transport is not None and not link.closing:
+            link.closing = True
             with contextlib.suppress(Exception):
-                await transport.send(p.encode({"t": "bye", "reason": "client closed"}))
-                await transport.close(p.CLOSE_NORMAL, "bye")
+                if self.session.connected:
+                    link.transport.send(p.encode({"t": "bye", "reason": "client closed"}))
+                link.transport.close(p.CLOSE_NORMAL, "bye")
+                await asyncio.wait_for(asyncio.shield(link.closed), CLOSE_WAIT)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for net in self._machines.values():
-            net._dispose()
-        self._fail_requests(DisconnectedError("client closed"), keep_retries=False)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for machine_id in list(self.session.mirrors):
+            self.session.drop_mirror(machine_id)
+        self.session.fail_all(DisconnectedError("client closed"))
+        self._settle(DisconnectedError("client closed"))
 
     async def __aenter__(self) -> Client:
         return await self.connect()
@@ -216,7 +245,7 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # ------------------------------------------------------------ requests
+    # ------------------------------------------------------------ requests (for NetMachine)
 
     async def _mutate(
         self,
@@ -225,79 +254,202 @@ class Client:
         states: list[str],
         args: dict[str, Any] | None,
         key: str | None,
+        origin: Origin | None,
+        err: BaseException | None = None,
     ) -> Result:
         message: dict[str, Any] = {"t": "mut", "m": net.id, "op": op, "states": states}
         if args:
             message["args"] = args
-        message["key"] = key or secrets.token_hex(8)
-        reply = await self._request(message, net, retry=True)
-        return Result(int(reply["r"]))
+        message["key"] = key if key is not None else secrets.token_hex(8)
+        src = self._src(net.id, op, states, origin)
+        if src is not None:
+            message["src"] = src
+        if err is not None:
+            name = err.type_name if isinstance(err, RemoteError) else type(err).__name__
+            message["err"] = {
+                "type": (name or "Error")[: p.MAX_ERR_TYPE],
+                "msg": str(err)[: p.MAX_ERR_MSG],
+            }
+        reply = await self._request(message, net.id, resend=True)
+        return _result(reply)
+
+    def _src(
+        self, machine_id: str, op: str, states: list[str], origin: Origin | None
+    ) -> dict[str, Any] | None:
+        """The mutation's ``src``: its source transition, this tab, the meta hooks' entries."""
+        fields = origin
+        meta: dict[str, str] = {}
+        for hook in self._meta_hooks:
+            meta.update(hook(machine_id, op, states) or {})
+        if fields is None and self.tab_id is None and not meta:
+            return None
+        src = p.Src(
+            *(fields or ("", "", 0)),
+            client_id=self.client_id,
+            tab_id=self.tab_id,
+            meta=p.check_meta(meta) if meta else None,
+        )
+        return src.to_wire()
+
+    async def _check(
+        self, net: NetMachine, op: str, states: list[str], args: dict[str, Any] | None
+    ) -> Result:
+        return _result(await self._dry_run("check", net, op, states, args))
+
+    async def _explain(
+        self, net: NetMachine, op: str, states: list[str], args: dict[str, Any] | None
+    ) -> Any:
+        return _explanation((await self._dry_run("explain", net, op, states, args)).get("x"))
+
+    async def _dry_run(
+        self, kind: str, net: NetMachine, op: str, states: list[str], args: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A ``check`` or ``explain``: changes nothing, so it may be resent after a reconnect."""
+        message: dict[str, Any] = {"t": kind, "m": net.id, "op": op, "states": states}
+        if args:
+            message["args"] = args
+        reply: dict[str, Any] = await self._request(message, net.id, resend=True)
+        return reply
 
     async def _sync(self, net: NetMachine) -> None:
-        await self._request({"t": "sync", "m": net.id}, net, retry=False)
+        await self._request({"t": "sync", "m": net.id}, net.id, resend=False)
 
-    async def _request(
-        self, message: dict[str, Any], net: NetMachine | None, retry: bool
-    ) -> dict[str, Any]:
-        """Send a request and wait for its answer. A ``retry`` request survives a reconnect."""
-        self._next_id += 1
-        rid = message["id"] = self._next_id
-        request = _Request(message, net, retry)
-        self._requests[rid] = request
+    async def _request(self, message: dict[str, Any], machine_id: str, resend: bool) -> Any:
+        def send(on_done: Done) -> Call:
+            now = asyncio.get_running_loop().time()
+            return self.session.request(message, machine_id, resend, now, on_done)
+
+        return await self._call(send)
+
+    async def _call(self, send: Callable[[Done], Call]) -> dict[str, Any]:
+        """Send through ``send(on_done)`` and wait for the answer."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def done(reply: dict[str, Any] | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert reply is not None
+                future.set_result(reply)
+
+        call = send(done)
+        self._arm()
         try:
-            if self._transport is not None and self.mach.is1(ss.Connected):
-                try:
-                    await self._send(message)
-                except (TransportClosed, OSError) as err:
-                    if not retry:
-                        raise DisconnectedError(str(err)) from None
-                    # the connection is going away: the reconnect resends it
-            elif not retry:
-                raise DisconnectedError(f"not connected to {self.url}")
-            return await asyncio.wait_for(request.future, self.request_timeout)
+            return await future
         finally:
-            self._requests.pop(rid, None)
+            self.session.forget(call)
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        transport = self._transport
-        if transport is None:
-            raise DisconnectedError(f"not connected to {self.url}")
-        await transport.send(p.encode(message))
+    # ------------------------------------------------------------ the session's callbacks
 
-    def _fail_requests(self, err: Exception, keep_retries: bool) -> None:
-        for request in list(self._requests.values()):
-            if keep_retries and request.retry:
+    def _pump(self) -> None:
+        """Send what the session queued; end the connection when it asks."""
+        session = self.session
+        link = self._link
+        frames = session.data_to_send()
+        transport = link.transport if link is not None else None
+        if transport is None or link is None:
+            return
+        try:
+            for frame in frames:
+                transport.send(frame)
+        except TransportClosed:
+            pass  # the connection is going: what may be resent waits for the next one
+        request = session.close_request
+        if request is not None and not link.closing:
+            link.closing = True
+            if request.abort:
+                transport.abort()
+            else:
+                transport.close(request.code, request.reason)
+
+    def _welcomed(self) -> None:
+        link = self._link
+        if link is not None and not link.welcome.done():
+            link.welcome.set_result(None)
+
+    def _refused(self, err: BaseException) -> None:
+        link = self._link
+        if link is not None and not link.welcome.done():
+            link.welcome.set_exception(err)
+
+    def _deliver(self, name: str, data: Any, machine_id: str | None) -> None:
+        for handler in list(self._payload_handlers):
+            try:
+                handler(name, data, machine_id)
+            except Exception as err:
+                self.mach.add_err(err)
+        consumer = self.consumer
+        if consumer is not None and consumer.has1("ServerPayload"):
+            consumer.add1("ServerPayload", {"name": name, "data": data, "machine": machine_id})
+
+    def _arm(self) -> None:
+        """Schedule the session's next deadline (heartbeat, request timeouts)."""
+        deadline = self.session.next_deadline()
+        if deadline is None:
+            return
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.session.timer(asyncio.get_running_loop().time())
+        self._arm()
+
+    def _settle(self, err: BaseException | None = None) -> None:
+        """Answer ``connect()``: ready, or failed with ``err``."""
+        waiters, self._connecting = self._connecting, []
+        for waiter in waiters:
+            if waiter.done():
                 continue
-            if not request.future.done():
-                request.future.set_exception(err)
+            if err is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(err)
 
     # ------------------------------------------------------------ the connection loop
 
     async def _run(self) -> None:
         attempt = 0
         mach = self.mach
+        loop = asyncio.get_running_loop()
         while mach.is1(ss.Start):
             mach.add1(ss.Connecting)
-            transport: Transport | None = None
+            link = self._link = _Link(self)
             try:
-                transport = await asyncio.wait_for(self._connector(self.url), self.request_timeout)
-                await self._handshake(transport)
-                self._transport = transport
-                mach.add1(ss.Connected)
-                reader = asyncio.get_running_loop().create_task(self._read(transport))
                 try:
-                    await self._resume()
-                    mach.remove([ss.ErrNetwork, ss.Exception])
-                    mach.add1(ss.Ready)
-                    attempt = 0
-                    await reader
-                finally:
-                    reader.cancel()
-                    with contextlib.suppress(BaseException):
-                        await reader
+                    async with asyncio.timeout(self.connect_timeout):
+                        link.transport = await self._connector(self.url, link)
+                        self.session.open(loop.time())
+                        await link.welcome
+                except TimeoutError:
+                    raise ConnectError(
+                        "timeout", f"no answer from {self.url} in {self.connect_timeout:g} s"
+                    ) from None
+                mach.add1(ss.Connected)
+                self._arm()
+                await self._resume()
+                mach.remove([ss.ErrNetwork, ss.Exception])
+                mach.add1(ss.Ready)
+                self._was_ready = True
+                attempt = 0
+                self._settle()
+                code, reason = await link.closed
+                log.info("client %s: connection closed (%d %s)", self.client_id, code, reason)
             except AuthError as err:
                 mach.add_err_state(ss.ErrAuth, err)
                 mach.remove1(ss.Start)
+                self._settle(err)
+            except ConnectError as err:
+                log.info("client %s: %s", self.client_id, err)
+                mach.add_err_state(ss.ErrNetwork, err)
+                if self._connecting and not self._was_ready:
+                    mach.remove1(ss.Start)
+                    self._settle(err)
             except RpcError as err:
                 mach.add_err_state(ss.ErrRpc, err)
             except Exception as err:  # network, protocol, or a custom transport's failure
@@ -305,16 +457,12 @@ class Client:
                     log.info("client %s: connection lost: %r", self.client_id, err)
                     mach.add_err_state(ss.ErrNetwork, err)
             finally:
-                self._transport = None
-                mach.remove([ss.Connected, ss.Connecting])
-                self._fail_requests(DisconnectedError("connection lost"), keep_retries=True)
-                if transport is not None:
-                    with contextlib.suppress(Exception):
-                        await transport.close(p.CLOSE_GOING_AWAY, "reconnecting")
+                self._end(link)
             if not mach.is1(ss.Start):
                 break
             if self.max_retries is not None and attempt >= self.max_retries:
                 mach.remove1(ss.Start)
+                self._settle(ConnectError("refused", f"gave up after {attempt + 1} attempts"))
                 break
             delay = min(self.backoff_max, self.backoff * 2**attempt) * random.uniform(0.8, 1.2)
             attempt += 1
@@ -325,129 +473,70 @@ class Client:
             finally:
                 mach.remove1(ss.Retrying)
 
-    async def _handshake(self, transport: Transport) -> None:
-        hello: dict[str, Any] = {"t": "hello", "v": p.VERSION, "cid": self.client_id}
-        if self.token is not None:
-            hello["token"] = self.token
-        await transport.send(p.encode(hello))
-        reply = p.decode(await asyncio.wait_for(transport.recv(), self.request_timeout))
-        if reply["t"] == "err":
-            cls = AuthError if reply.get("code") == p.E_AUTH else RpcError
-            raise cls(str(reply.get("code")), str(reply.get("msg")))
-        if reply["t"] != "welcome" or reply.get("v") != p.VERSION:
-            raise RpcError(p.E_VERSION, f"unexpected handshake reply {reply['t']!r}")
-        self.session_id = str(reply.get("sid", ""))
-        self.heartbeat = max(0.05, int(reply.get("hb_ms", 15000)) / 1000)
-        machines = reply.get("machines")
-        self.server_machines = (
-            [m for m in machines if isinstance(m, str)] if isinstance(machines, list) else []
-        )
+    def _end(self, link: _Link) -> None:
+        """The attempt is over: drop its transport, let the session forget the connection."""
+        mach = self.mach
+        mach.remove([ss.Connected, ss.Connecting])
+        if not link.closed.done():
+            if link.transport is not None:
+                link.transport.abort()
+            link.connection_lost(1006, "abandoned")
+        if link.welcome.done() and not link.welcome.cancelled():
+            link.welcome.exception()  # retrieved: whoever awaited it has seen it
+        if self._link is link:
+            self._link = None
 
     async def _resume(self) -> None:
-        """After (re)connecting: resubscribe every mirror, then resend retryable requests."""
-        ids = list(self._machines)
-        subscribe = [
-            self._request({"t": "sub", "m": machine_id}, self._machines[machine_id], retry=False)
-            for machine_id in ids
-        ]
-        for machine_id, result in zip(
-            ids, await asyncio.gather(*subscribe, return_exceptions=True), strict=True
-        ):
-            if isinstance(result, RpcError) and result.code == p.E_UNKNOWN_MACHINE:
-                log.warning("client %s: machine %s is gone", self.client_id, machine_id)
-                self._forget(machine_id)
-            elif isinstance(result, BaseException):
-                raise result
-        for request in list(self._requests.values()):
-            if request.retry and not request.future.done():
-                await self._send(request.message)
+        """Subscribe every mirror again (a machine that is gone is dropped), resend what waits."""
+        loop = asyncio.get_running_loop()
+        answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
-    async def _read(self, transport: Transport) -> None:
-        """Dispatch frames until the connection closes (or goes quiet for two heartbeats)."""
-        self._last_seen = time.monotonic()
-        watchdog = asyncio.get_running_loop().create_task(self._watchdog(transport))
-        try:
-            while True:
-                frame = await transport.recv()
-                self._last_seen = time.monotonic()
-                self._dispatch(p.decode(frame))
-        except TransportClosed as err:
-            raise DisconnectedError(str(err)) from None
-        finally:
-            watchdog.cancel()
+        def answer(machine_id: str) -> Done:
+            future: asyncio.Future[dict[str, Any]] = loop.create_future()
+            answers[machine_id] = future
 
-    async def _watchdog(self, transport: Transport) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat)
-            if time.monotonic() - self._last_seen > 2 * self.heartbeat:
-                log.info("client %s: server silent; closing", self.client_id)
-                await transport.close(p.CLOSE_TIMEOUT, "heartbeat timeout")
-                return
+            def done(reply: dict[str, Any] | None, error: BaseException | None) -> None:
+                if not future.done():
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(reply or {})
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        kind = message["t"]
-        rid = message.get("id")
-        request = self._requests.get(rid) if isinstance(rid, int) else None
-        machine_id = message.get("m")
-        net = self._machines.get(machine_id) if isinstance(machine_id, str) else None
-        if kind == "snap":
-            if net is not None:
-                net._apply_snap(message)
-        elif kind == "diff":
-            if net is not None and not net._apply_diff(message) and not net._syncing:
-                net._syncing = True
-                self._background(self._resync(net))
-        elif kind == "payload":
-            self._deliver(message)
-        elif kind == "ping":
-            self._background(self._send({"t": "pong", "ts": message.get("ts")}))
-        elif kind == "err" and request is None and message.get("code") == p.E_UNKNOWN_MACHINE:
-            if net is not None:
-                log.warning("client %s: machine %s is gone", self.client_id, net.id)
-                self._forget(net.id)
-        elif kind == "err" and request is None:
-            log.warning(
-                "client %s: server error %s: %s",
-                self.client_id,
-                message.get("code"),
-                message.get("msg"),
-            )
-        if request is not None and not request.future.done():
-            if kind == "err":
-                request.future.set_exception(
-                    RpcError(str(message.get("code")), str(message.get("msg")))
-                )
-            else:
-                request.future.set_result(message)
+            return done
 
-    async def _resync(self, net: NetMachine) -> None:
-        """Recover from a gap in the diff chain with one snapshot."""
-        try:
-            await self._request({"t": "sync", "m": net.id}, net, retry=False)
-        finally:
-            net._syncing = False
-
-    def _deliver(self, message: dict[str, Any]) -> None:
-        name, data, machine_id = str(message.get("name")), message.get("data"), message.get("m")
-        for handler in list(self._payload_handlers):
+        self.session.resume(answer)
+        self._arm()
+        for machine_id, future in answers.items():
             try:
-                handler(name, data, machine_id)
-            except Exception as err:
-                self.mach.add_err(err)
-        consumer = self.consumer
-        if consumer is not None and consumer.has1("ServerPayload"):
-            consumer.add1("ServerPayload", {"name": name, "data": data, "machine": machine_id})
-
-    def _background(self, coro: Any) -> None:
-        """Fire and forget, logging (not raising) a failure."""
-        task = asyncio.get_running_loop().create_task(coro)
-        task.add_done_callback(_log_failure)
+                await future
+            except RpcError as err:
+                if err.code not in (p.E_UNKNOWN_MACHINE, p.E_UNKNOWN_STATE):
+                    raise
+                log.warning("client %s: machine %s is gone (%s)", self.client_id, machine_id, err)
+                self.session.drop_mirror(machine_id)
 
 
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.info("background request failed: %r", task.exception())
+def _result(reply: dict[str, Any]) -> Result:
+    r = reply.get("r")
+    if not p.is_int(r):
+        raise ProtocolError(p.E_BAD_MESSAGE, "a result without an integer r")
+    return Result(r)
 
 
-async def _await(waiter: Waiter) -> None:
+def _explanation(x: Any) -> Any:
+    """The server's explanation as an ``am.Explanation``."""
+    cls = getattr(_am, "Explanation", None)
+    if cls is None or not isinstance(x, dict):
+        raise RpcError(p.E_UNSUPPORTED, "this client cannot read explanations")
+    return cls(
+        result=Result(int(x["result"])),
+        target=list(x["target"]),
+        added=list(x["added"]),
+        removed=list(x["removed"]),
+        canceled_by=x.get("canceled_by"),
+        rejected=[(str(s), str(why)) for s, why in x["rejected"]],
+    )
+
+
+async def _wait(waiter: Any) -> None:
     await waiter

@@ -1,15 +1,15 @@
 """The JS bridge for remote machines: ``am.connect(url, ...)`` in ``web/asyncmachine.mjs``.
 
-The page drives a :class:`NetMachine` exactly like a local machine; mutations answer later (the
-server has to), through ``notify("result", id, envelope)``. ``connection`` exposes the client's
-own machine (``Connecting``, ``Ready``, ``Disconnected``, ...) read-only.
+The page drives a :class:`NetMachine` exactly like a local machine; mutations and dry runs answer
+later (the server has to), through ``notify("result", id, envelope)``. ``connection`` exposes the
+client's own machine (``Connecting``, ``Ready``, ``Disconnected``, ...) read-only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._bridge import (
@@ -21,9 +21,25 @@ from .._bridge import (
     error_envelope,
     page_args,
 )
-from .._result import Result
 from ._client import Client
+from ._errors import ConnectError, RemoteError
 from ._netmachine import NetMachine
+
+
+def _number(result: Any) -> Any:
+    return None if result is None else int(result)
+
+
+def _explanation(x: Any) -> dict[str, Any]:
+    """An ``am.Explanation`` as the page reads it (camelCase)."""
+    return {
+        "result": int(x.result),
+        "target": list(x.target),
+        "added": list(x.added),
+        "removed": list(x.removed),
+        "canceledBy": x.canceled_by,
+        "rejected": [{"state": state, "reason": reason} for state, reason in x.rejected],
+    }
 
 
 class NetBridge(Bridge):
@@ -36,24 +52,40 @@ class NetBridge(Bridge):
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop_updates = net.on_update(self._updated)
         self._stop_payloads = client.on_payload(self._payload)
+        later = self._later
+
+        def call(
+            method: Callable[..., Awaitable[Any]], convert: Callable[[Any], Any] = _number
+        ) -> Callable[..., None]:
+            """A page method ``(params..., args, rid)`` answered later through ``notify``."""
+
+            def start(first: Any, args: Any, rid: str) -> None:
+                later(rid, method(first, page_args(args)), convert)
+
+            return start
+
         self._methods.update(
             {
-                "add": lambda states, args, rid: self._later(rid, net.add(states, page_args(args))),
-                "add1": lambda state, args, rid: self._later(rid, net.add1(state, page_args(args))),
-                "remove": lambda states, args, rid: self._later(
-                    rid, net.remove(states, page_args(args))
+                "add": call(net.add),
+                "add1": call(net.add1),
+                "remove": call(net.remove),
+                "remove1": call(net.remove1),
+                "set": call(net.set),
+                "toggle": call(net.toggle),
+                "toggle1": call(net.toggle1),
+                "canAdd": call(net.can_add),
+                "canAdd1": call(net.can_add1),
+                "canRemove": call(net.can_remove),
+                "canRemove1": call(net.can_remove1),
+                "explainAdd": call(net.explain_add, _explanation),
+                "explainAdd1": call(net.explain_add1, _explanation),
+                "addErr": lambda msg, args, name, rid: later(
+                    rid, net.add_err(_page_error(name, msg), page_args(args)), _number
                 ),
-                "remove1": lambda state, args, rid: self._later(
-                    rid, net.remove1(state, page_args(args))
+                "addErrState": lambda state, msg, args, name, rid: later(
+                    rid, net.add_err_state(state, _page_error(name, msg), page_args(args)), _number
                 ),
-                "set": lambda states, args, rid: self._later(rid, net.set(states, page_args(args))),
-                "toggle": lambda states, args, rid: self._later(
-                    rid, net.toggle(states, page_args(args))
-                ),
-                "toggle1": lambda state, args, rid: self._later(
-                    rid, net.toggle1(state, page_args(args))
-                ),
-                "sync": lambda rid: self._later(rid, net.sync()),
+                "sync": lambda rid: later(rid, net.sync(), _number),
             }
         )
 
@@ -64,7 +96,7 @@ class NetBridge(Bridge):
     def resources(self) -> int:
         return super().resources() + len(self._tasks)
 
-    def _later(self, rid: str, awaitable: Awaitable[Result | None]) -> None:
+    def _later(self, rid: str, awaitable: Awaitable[Any], convert: Callable[[Any], Any]) -> None:
         """Run a remote call; its result (or error) reaches the page as a "result" notice."""
 
         async def run() -> None:
@@ -73,7 +105,7 @@ class NetBridge(Bridge):
             except Exception as err:
                 payload = error_envelope(err)
             else:
-                payload = dumps({"ok": None if result is None else int(result)})
+                payload = dumps({"ok": convert(result)})
             self.notify("result", str(rid), payload)
 
         task = asyncio.get_running_loop().create_task(run())
@@ -98,25 +130,44 @@ class NetBridge(Bridge):
         super()._dispose()
 
 
+def _page_error(name: Any, message: Any) -> RemoteError:
+    """An error the page reported: its JS type name (``TypeError``) and message travel."""
+    return RemoteError(str(name or "Error"), str(message))
+
+
+def _connect_error(err: ConnectError) -> str:
+    """The page's ``ConnectError``: its message is the reason (``refused``, ``not_found``...)."""
+    return dumps({"error": {"type": "ConnectError", "message": err.reason, "detail": err.detail}})
+
+
 async def connect_bridge(url: str, opts_json: str, notify: Notify) -> NetBridge | str:
-    """Connect, mirror the machine ``opts.id``, and return its bridge (or an error envelope)."""
+    """Connect, mirror the machine ``opts.id`` (only ``opts.states``, when given), and return
+    its bridge (or an error envelope)."""
     try:
         opts = json.loads(opts_json) if opts_json else {}
         if not isinstance(opts, dict) or not isinstance(opts.get("id"), str):
             raise BridgeError('connect needs {"id": "<machine id>"}')
+        states = opts.get("states")
+        if states is not None and (
+            not isinstance(states, list) or not all(isinstance(s, str) for s in states)
+        ):
+            raise BridgeError("states must be a list of state names")
         client = Client(
             url,
             token=opts.get("token"),
             client_id=opts.get("clientId"),
+            tab_id=opts.get("tabId"),
             request_timeout=float(opts.get("timeout", 10.0)),
             backoff=float(opts.get("backoff", 0.5)),
         )
         try:
             await client.connect()
-            net = await client.machine(opts["id"])
+            net = await client.machine(opts["id"], states)
         except BaseException:
             await client.close()
             raise
         return NetBridge(client, net, notify)
+    except ConnectError as err:
+        return _connect_error(err)
     except Exception as err:
         return error_envelope(err)

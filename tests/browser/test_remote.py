@@ -3,6 +3,7 @@ JS API as a local machine (``am.connect``)."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 Page = Any
@@ -87,3 +88,106 @@ def test_dispose_closes_the_connection(bridge_page: tuple[Page, Any], rpc_server
     assert out == {"pending": "CancelledError", "after": "DisposedError", "disposed": True}
     page.wait_for_timeout(200)
     assert rpc_server.run(lambda: len(rpc_server.server.sessions)) == sessions - 1
+
+
+def test_dry_runs_and_errors_are_promises_answered_by_the_server(
+    bridge_page: tuple[Page, Any], rpc_server: Any
+) -> None:
+    page, _ = bridge_page
+    connect(page, rpc_server.server.url, "dry")
+    before = rpc_server.run(rpc_server.machine.clock)
+    out = page.evaluate(
+        """async () => {
+        const m = window.dry;
+        const pending = m.canAdd1("Busy");
+        const explained = await m.explainAdd1("Busy").then((x) => x.added, (e) => e.message);
+        return {
+            promise: pending instanceof Promise,
+            canAdd1: await pending,
+            canAdd: await m.canAdd(["Busy", "Clicked"]),
+            canRemove1: await m.canRemove1("Idle"),
+            explained,
+            missing: await m.canAdd1("Nope").then(() => null, (e) => e.name),
+        };
+    }"""
+    )
+    assert out == {
+        "promise": True,
+        "canAdd1": 0,
+        "canAdd": 0,
+        "canRemove1": 0,
+        "explained": ["Busy"],
+        "missing": "StateMissingError",
+    }
+    assert rpc_server.run(rpc_server.machine.clock) == before  # dry runs change nothing
+    result = page.evaluate("dry.addErrState('Busy', new TypeError('from the page'))")
+    assert result == 0
+    err = rpc_server.run(rpc_server.machine.err)
+    assert (err.type_name, err.message) == ("TypeError", "from the page")
+    rpc_server.run(lambda: rpc_server.machine.remove(["Exception", "Busy"]))
+
+
+def test_a_page_mirrors_only_the_states_it_asks_for(
+    bridge_page: tuple[Page, Any], rpc_server: Any
+) -> None:
+    page, _ = bridge_page
+    out = page.evaluate(
+        """async (url) => {
+        const m = await am.connect(url, {id: "shared", states: ["Clicked"]});
+        const names = m.stateNames();
+        const clicked = await m.add1("Clicked");
+        const busy = await m.add1("Busy").then(() => null, (e) => e.name);
+        const result = {names, clicked, tick: m.tick("Clicked"), busy};
+        m.dispose();
+        return result;
+    }""",
+        rpc_server.server.url,
+    )
+    ticks = rpc_server.run(lambda: rpc_server.machine.tick("Clicked"))
+    assert out == {"names": ["Clicked"], "clicked": 0, "tick": ticks, "busy": "StateMissingError"}
+
+
+def test_connect_errors_say_why(browser: Any, site_url: str, rpc_server: Any) -> None:
+    """A fresh tab: the browser reports each failed socket on its console, expectedly."""
+    from asyncmachine import rpc
+
+    async def start(**options: Any) -> Any:
+        server = rpc.Server([rpc_server.machine], **options)
+        await server.start()
+        return server
+
+    strict = rpc_server.call(start(path="/rpc", allowed_origins=["https://elsewhere.example"]))
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = f"ws://127.0.0.1:{closed.getsockname()[1]}/rpc"
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            page.goto(f"{site_url}/bridge.html")
+            page.wait_for_function("document.getElementById('status').textContent === 'ready'")
+            reasons = page.evaluate(
+                """async (urls) => {
+                const out = {};
+                for (const [name, url] of Object.entries(urls)) {
+                    out[name] = await am.connect(url, {id: "shared", timeout: 30}).then(
+                        (m) => { m.dispose(); return "connected"; },
+                        (e) => [e.name, e.message, e instanceof bridge.ConnectError]);
+                }
+                return out;
+            }""",
+                {
+                    "refused": refused,
+                    "not_found": f"ws://127.0.0.1:{strict.port}/nope",
+                    "forbidden_origin": strict.url,
+                    "garbage": "ws://[not-a-host/",
+                },
+            )
+        finally:
+            context.close()
+            rpc_server.call(strict.stop())
+    assert reasons == {
+        "refused": ["ConnectError", "refused", True],
+        "not_found": ["ConnectError", "not_found", True],
+        "forbidden_origin": ["ConnectError", "forbidden_origin", True],
+        "garbage": ["ConnectError", "protocol", True],
+    }

@@ -16,6 +16,7 @@ import asyncmachine as am
 from asyncmachine import rpc
 
 URL = os.environ.get("AM_TEST_RPC_URL", "")
+REFUSED = os.environ.get("AM_TEST_REFUSED_URL", "")
 pytestmark = pytest.mark.skipif(
     sys.platform != "emscripten" or not URL, reason="runs inside Pyodide against a live server"
 )
@@ -24,9 +25,19 @@ pytestmark = pytest.mark.skipif(
 async def test_transport_is_the_browser_websocket() -> None:
     from asyncmachine.rpc._transport import PyodideTransport, default_connector
 
-    transport = await default_connector()(URL)
+    lost: list[int] = []
+
+    class Receiver:
+        def frame_received(self, frame: str | bytes) -> None:
+            pass
+
+        def connection_lost(self, code: int, reason: str) -> None:
+            lost.append(code)
+
+    transport = await default_connector()(URL, Receiver())
     assert isinstance(transport, PyodideTransport)
-    await transport.close()
+    transport.abort()
+    assert lost == [1006]  # a dropped socket is reported at once
 
 
 async def test_reads_waits_and_mutations() -> None:
@@ -63,3 +74,24 @@ async def test_payloads_and_auth() -> None:
         assert seen == [("pong", {"to": "pyodide-2"})]
     with pytest.raises(rpc.AuthError):
         await rpc.Client(URL, token="wrong", max_retries=0).connect()
+
+
+async def test_connect_errors_say_why() -> None:
+    """The browser's WebSocket says nothing; the client asks the URL over HTTP."""
+    for url, reason in ((REFUSED, "refused"), (URL.replace("/rpc", "/nope"), "not_found")):
+        client = rpc.Client(url, request_timeout=30)
+        with pytest.raises(rpc.ConnectError) as err:
+            async with asyncio.timeout(10):
+                await client.connect()
+        assert err.value.reason == reason
+        await client.close()
+
+
+async def test_dry_runs_subsets_and_errors() -> None:
+    async with asyncio.timeout(10), rpc.Client(URL, client_id="pyodide-3") as client:
+        net = await client.machine("shared", states=["B", "Counter", "Exception"])
+        assert net.state_names() == ["B", "Counter", "Exception"]
+        assert await net.can_add1("B") == am.Canceled  # B requires A, which it does not see
+        assert await net.can_add1("Counter") == am.Executed
+        assert await net.add_err(OverflowError("from pyodide")) == am.Executed
+        assert net.is_err()

@@ -22,6 +22,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rpc_strategies import ERR_CODES, client_frames, nested
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -35,17 +36,6 @@ Serve = Callable[..., Awaitable[rpc.Server]]
 Connect = Callable[..., Awaitable[rpc.Client]]
 RawConnect = Callable[..., Awaitable[ClientConnection]]
 
-ERR_CODES = {
-    "bad_json",
-    "bad_message",
-    "unknown_type",
-    "unknown_machine",
-    "unknown_state",
-    "forbidden",
-    "not_subscribed",
-}
-"""What malformed input may be answered with; ``internal`` would be a server bug."""
-
 TOKENS = rpc.tokens(
     {
         # the fuzzer may read the guarded machine and write only the sandbox
@@ -54,95 +44,10 @@ TOKENS = rpc.tokens(
     }
 )
 
-# ------------------------------------------------------------------------------------ strategies
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats()  # NaN and Infinity too: Python's json accepts them
-    | st.text(max_size=16),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=10,
-)
-
-FIELDS: dict[str, st.SearchStrategy[Any]] = {
-    "id": st.sampled_from([0, 1, MAX_ID, MAX_ID + 1, -1, 2**64, 1.5, True]) | json_values,
-    "m": st.sampled_from(["guarded", "sandbox", "nope", ""]) | json_values,
-    "op": st.sampled_from(["add", "remove", "set", "toggle", "eval"]) | json_values,
-    "states": st.lists(st.sampled_from(["A", "B", "C", "Multi", "Exception", "Nope", ""]))
-    | json_values,
-    "args": st.dictionaries(st.text(max_size=8), json_values, max_size=3) | json_values,
-    "key": st.text(max_size=140) | json_values,
-    "ts": json_values,
-    "v": json_values,
-    "token": json_values,
-}
-
-MESSAGE_TYPES = ["sub", "unsub", "sync", "mut", "ping", "pong", "hello", "snap", "diff", "res"]
-"""Known types, and types only a server sends; not ``bye``, which ends the session."""
-
-
-@st.composite
-def messages(draw: st.DrawFn) -> dict[str, Any]:
-    """A message object with a real or made-up type and any subset of fields, typed or not."""
-    message: dict[str, Any] = {"t": draw(st.sampled_from(MESSAGE_TYPES) | st.text(max_size=12))}
-    for name, values in FIELDS.items():
-        if draw(st.booleans()):
-            message[name] = draw(values)
-    return message
-
-
-@st.composite
-def requests(draw: st.DrawFn) -> dict[str, Any]:
-    """A well-formed request, then maybe one field dropped or replaced by any JSON value: reaches
-    past the shape checks into lookups, policies and the machines."""
-    kind = draw(st.sampled_from(["sub", "unsub", "sync", "mut"]))
-    message: dict[str, Any] = {
-        "t": kind,
-        "id": draw(st.integers(min_value=0, max_value=MAX_ID)),
-        "m": draw(st.sampled_from(["guarded", "sandbox", "nope"])),
-    }
-    if kind == "mut":
-        message["op"] = draw(st.sampled_from(["add", "remove", "set"]))
-        message["states"] = draw(st.lists(st.sampled_from(["A", "B", "C", "Multi", "Nope"])))
-        message["args"] = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=3))
-        message["key"] = draw(st.text(min_size=1, max_size=8))
-    damage = draw(st.sampled_from(["none", "drop", "replace"]))
-    if damage != "none":
-        field = draw(st.sampled_from(sorted(message)))
-        if damage == "drop":
-            del message[field]
-        else:
-            message[field] = draw(FIELDS.get(field, json_values))
-    return message
-
-
-def nested(depth: int, message: str = '{"t":"sub","id":1,"m":%s}') -> str:
-    """``message`` with lists ``depth`` deep in it: by default as a (bad) machine id."""
-    return message % ("[" * depth + "]" * depth)
-
-
-noise = st.one_of(
-    st.binary(max_size=64),
-    st.text(max_size=64),
-    json_values.map(json.dumps),
-    st.sampled_from(["mut", "sub", "sync"]).map(
-        lambda t: f'{{"t":"{t}","id":{"9" * 5000}}}'  # more digits than Python parses
-    ),
-    st.integers(min_value=1, max_value=3000).map(nested),
-)
-frames = st.one_of(
-    noise,
-    messages().map(json.dumps),
-    requests().map(json.dumps),
-    requests().map(lambda m: json.dumps(m)[:-1]),  # cut short
-)
+frames = client_frames
 
 FUZZ = settings(
-    max_examples=250,
+    max_examples=60,
     deadline=None,
     # one server for all examples is the point: it must outlive every one of them
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -310,7 +215,7 @@ async def flood(
     finally:  # should the close hang, end it, so that server.stop() need not wait for it
         for session in server.sessions:
             if session.principal.name == "fuzzer":
-                session.ws.transport.abort()
+                server._conns[session].ws.transport.abort()
     assert ws.close_code == 1008
     assert replies[-1] == {"t": "err", "code": "flood", "msg": "too many messages"}
     served = [r["ts"] for r in replies[:-1]]

@@ -20,8 +20,10 @@ from asyncmachine import rpc
 Serve = Callable[..., Awaitable[rpc.Server]]
 Connect = Callable[..., Awaitable[rpc.Client]]
 
-CLIENTS = 100
-MUTATIONS = 200
+CLIENTS = 50
+MUTATIONS = 100
+"""Enough to interleave every client with every other; the full 100 x 200 is a benchmark
+(``python -m bench.rpc``, ``throughput``)."""
 DEADLINE = 120.0
 """Seconds for the whole test; it takes a fraction of that on two cores."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -41,11 +42,15 @@ async def test_pyodide_client_against_server() -> None:
     )
     server = rpc.Server(
         [mach],
+        path="/rpc",
         authenticate=lambda token, conn: rpc.Principal(conn.client_id) if token is None else None,
     )
     mach.bind_handlers(Pong(server))
     await server.start()
-    env = {**os.environ, "AM_TEST_RPC_URL": server.url}
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+        refused = f"ws://127.0.0.1:{closed.getsockname()[1]}/rpc"
+    env = {**os.environ, "AM_TEST_RPC_URL": server.url, "AM_TEST_REFUSED_URL": refused}
     proc = await asyncio.create_subprocess_exec(
         "node",
         "--experimental-wasm-stack-switching",
@@ -64,5 +69,7 @@ async def test_pyodide_client_against_server() -> None:
         await server.stop()
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
-    assert "3 passed" in text, text[-3000:]
-    assert mach.is_(["Counter"]) and not mach.any1("A", "B")
+    assert "5 passed" in text, text[-3000:]
+    assert mach.is_(["Counter", "Exception"]) and not mach.any1("A", "B")
+    err = mach.err()
+    assert isinstance(err, rpc.RemoteError) and err.type_name == "OverflowError"

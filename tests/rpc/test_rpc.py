@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from rpc_support import Taps
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import asyncmachine as am
@@ -49,67 +50,6 @@ class Counter:
 
     def MultiState(self, e: am.Event) -> None:
         self.runs += 1
-
-
-class Tap:
-    """A client transport over a real WebSocket that a test can listen in on and disturb."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.sent: list[dict[str, Any]] = []
-        self.received: list[dict[str, Any]] = []
-        """What reached the client."""
-        self.close_codes: list[int] = []
-        self.drop: Callable[[dict[str, Any]], bool] = lambda message: False
-        """Server frames for which this is true never reach the client."""
-        self.deaf = False
-        """The client hears nothing while the server still gets pongs: a half-dead link."""
-        self.delivering = asyncio.Event()
-        """Cleared: frames and the close wait here, as if the client's reader were late."""
-        self.delivering.set()
-
-    async def send(self, frame: str) -> None:
-        self.sent.append(json.loads(frame))
-        await self._send(frame)
-
-    async def _send(self, frame: str) -> None:
-        try:
-            await self.ws.send(frame)
-        except ConnectionClosed:
-            raise rpc.TransportClosed(self.ws.close_code or 1006) from None
-
-    async def recv(self) -> str:
-        while True:
-            try:
-                frame = await self.ws.recv()
-            except ConnectionClosed:
-                await self.delivering.wait()
-                raise rpc.TransportClosed(self.ws.close_code or 1006) from None
-            await self.delivering.wait()
-            assert isinstance(frame, str)
-            message = json.loads(frame)
-            if self.deaf:
-                if message["t"] == "ping":
-                    await self._send(json.dumps({"t": "pong", "ts": message["ts"]}))
-            elif not self.drop(message):
-                self.received.append(message)
-                return frame
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.close_codes.append(code)
-        await self.ws.close(code, reason)
-
-
-class Taps:
-    """A connector for ``rpc.Client`` that keeps every transport it opened."""
-
-    def __init__(self) -> None:
-        self.opened: list[Tap] = []
-
-    async def __call__(self, url: str) -> Tap:
-        tap = Tap(await connect(url, ping_interval=None, compression=None, proxy=None))
-        self.opened.append(tap)
-        return tap
 
 
 async def recv_json(ws: ClientConnection) -> dict[str, Any]:
@@ -722,13 +662,13 @@ async def test_mutation_sent_into_a_closing_connection_survives(
     port = server.port
 
     tap = taps.opened[0]
-    tap.delivering.clear()  # the client's reader is late: it has not seen the close yet
+    tap.hold()  # the client's reader is late: it has not seen the close yet
     await server.stop()
     assert client.mach.is1(S.Connected)
     mutation = asyncio.ensure_future(net.add1("Multi"))
     await asyncio.sleep(0)  # the mutation meets the closed socket
     await server.start(port=port)
-    tap.delivering.set()
+    tap.release()
     async with asyncio.timeout(TIMEOUT):
         assert await mutation == am.Executed
     assert counter.runs == 1
@@ -772,12 +712,12 @@ async def test_a_diff_gap_is_healed_by_exactly_one_sync(
             return True
         return False
 
-    tap.delivering.clear()  # let several diffs pile up, so the gap shows in a burst
+    tap.hold()  # let several diffs pile up, so the gap shows in a burst
     tap.drop = drop_first_diff
     for state in ["A", "Multi", "B", "Multi"]:
         mach.add1(state)
         await asyncio.sleep(0)  # the server flushes one diff per loop turn
-    tap.delivering.set()
+    tap.release()
     async with asyncio.timeout(TIMEOUT):
         await net.when_time(mach.state_names(), mach.time())
 
@@ -795,24 +735,32 @@ async def test_a_diff_gap_is_healed_by_exactly_one_sync(
 async def test_sync_fetches_a_snapshot(
     server: rpc.Server, mach: am.Machine, connect: Connect
 ) -> None:
-    client = await connect(server.url)
+    taps = Taps()
+    client = await connect(server.url, connector=taps)
     net = await client.machine(MACHINE_ID)
-    seq = net.seq
+    taps.opened[0].drop = lambda message: message["t"] == "diff"  # the mirror falls behind
+    mach.add1("A")
+    await asyncio.sleep(0.01)
+    assert not net.is1("A")
     await net.sync()
-    assert net.seq > seq and net.time() == mach.time()
+    assert net.time() == mach.time() and net.is1("A")
+    assert net.seq == server.exposed[MACHINE_ID].epoch
 
 
 # ------------------------------------------------------------------------------------ heartbeat
 
 
-async def test_silent_peer_is_closed_with_4002(
+async def test_silent_peer_is_dropped_within_two_heartbeats(
     serve: Serve, mach: am.Machine, raw: RawConnect
 ) -> None:
     server = await serve(mach, heartbeat=0.05)
     ws = await raw(server.url)
+    started = asyncio.get_running_loop().time()
     messages = await until_closed(ws)  # never answers the pings
+    took = asyncio.get_running_loop().time() - started
     assert messages and {m["t"] for m in messages} == {"ping"}
-    assert ws.close_code == 4002
+    assert ws.close_code == 1006  # dropped: a dead peer would not answer a closing handshake
+    assert took < 2 * server.heartbeat + 0.5
 
 
 async def test_pongs_keep_a_session_alive(serve: Serve, mach: am.Machine, raw: RawConnect) -> None:
@@ -844,7 +792,7 @@ async def test_client_reconnects_when_the_server_goes_silent(
     async with asyncio.timeout(TIMEOUT):
         await disconnected
         await client.mach.when1(S.Ready)
-    assert taps.opened[0].close_codes[0] == 4002  # the client's watchdog, not the server
+    assert taps.opened[0].closes[0] == "abort"  # the client's watchdog, not the server
     assert len(taps.opened) == 2
     mach.add1("A")
     async with asyncio.timeout(TIMEOUT):
@@ -884,13 +832,13 @@ async def backlog(serve: Serve, raw: RawConnect, changes: int) -> Backlog:
     assert snap["t"] == "snap"
     ws.transport.pause_reading()  # the frames stay in the kernel's buffers, then the server's
     [session] = server.sessions
-    server_end = session.ws.transport.get_extra_info("socket")
+    server_end = server._conns[session].ws.transport.get_extra_info("socket")
     server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     outbox: list[int] = []
     for i in range(changes):
         wide.set(WIDE[i % 2 :: 2])
         await asyncio.sleep(0)  # the server flushes one diff per loop turn
-        outbox.append(len(session.outbox))
+        outbox.append(session.backlog())
     return Backlog(wide, server, ws, server_end, snap, outbox)
 
 
@@ -901,18 +849,18 @@ async def test_slow_client_is_resynced_with_a_snapshot(serve: Serve, connect: Co
     client = await connect(server.url, connector=taps)
     net = await client.machine("wide")
     [tap] = taps.opened
-    tap.delivering.clear()  # the client stops reading; the kernel buffers fill up
     [session] = server.sessions
-    server_end = session.ws.transport.get_extra_info("socket")
+    server_end = server._conns[session].ws.transport.get_extra_info("socket")
     server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    tap.inner._transport.pause_reading()  # the client stops reading; the kernel buffers fill up
     longest = 0
     for i in range(400):
         wide.set(WIDE[i % 2 :: 2])
         await asyncio.sleep(0)  # the server flushes one diff per loop turn
-        longest = max(longest, len(session.outbox))
+        longest = max(longest, session.backlog())
     assert longest >= server.outbox_limit  # it did fall behind
 
-    tap.delivering.set()
+    tap.inner._transport.resume_reading()
     async with asyncio.timeout(TIMEOUT):
         await net.when_time(WIDE, wide.time(WIDE))
     assert net.time() == wide.time()

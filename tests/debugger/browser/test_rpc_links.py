@@ -9,7 +9,6 @@ a mutation from a click (no handler) names the tab it came from.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,19 +19,8 @@ from playwright.async_api import expect
 
 import asyncmachine as am
 from asyncmachine import rpc, telemetry
-from asyncmachine._transition import MutationSource
 
-SOURCES_OVER_RPC = "tab_id" in {f.name for f in dataclasses.fields(MutationSource)} and hasattr(
-    am, "current_transition"
-)
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.skipif(
-        not SOURCES_OVER_RPC,
-        reason="needs mutation sources over RPC (MutationSource.tab_id, am.current_transition): "
-        "the rpc and engine work of issues 9 and 10",
-    ),
-]
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 Page = Any
 
