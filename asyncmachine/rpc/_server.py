@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -162,7 +162,9 @@ class Server:
     endpoint's path (others get HTTP 404). ``idempotency`` is where mutation keys live (default:
     with each exposed machine; ``SqliteIdempotency`` survives restarts). ``http`` answers plain
     HTTP requests on the same port first (e.g. the demo's static files). ``server.mach`` is the
-    server's own machine (:class:`ServerStates`).
+    server's own machine (:class:`ServerStates`). ``nats`` (a NATS URL, ``nats_options`` for
+    ``nats.connect``) makes it a gateway: it also serves every machine hosted on that NATS
+    network (``rpc.nats.expose``), by id.
     """
 
     def __init__(
@@ -181,6 +183,8 @@ class Server:
         idempotency: IdempotencyStore | None = None,
         http: HttpHandler | None = None,
         server_id: str | None = None,
+        nats: str | None = None,
+        nats_options: Mapping[str, Any] | None = None,
     ) -> None:
         if max_frame < p.MIN_FRAME:
             raise ValueError(f"max_frame must be at least {p.MIN_FRAME} bytes")
@@ -199,6 +203,9 @@ class Server:
         self.allowed_origins = None if allowed_origins is None else list(allowed_origins)
         self.path = path
         self._http = http
+        self.nats = nats
+        self._nats_options = dict(nats_options or {})
+        self._gateway: Any = None
         self._ws: _WsServer | None = None
         self._conns: dict[ServerSession, _Connection] = {}
         self.host = ""
@@ -270,6 +277,11 @@ class Server:
             raise RuntimeError("server already started")
         self.mach.add1(ss.Start)
         try:
+            if self.nats is not None:
+                from .nats._gateway import Gateway  # nats-py only for gateways
+
+                self._gateway = Gateway(self.hub, self.nats, self._nats_options)
+                await self._gateway.start()
             self._ws = await serve(
                 self._handler,
                 host,
@@ -282,6 +294,9 @@ class Server:
                 open_timeout=self.hub.handshake_timeout,
             )
         except BaseException as err:
+            if self._gateway is not None:
+                await self._gateway.stop()
+                self._gateway = None
             self.mach.remove1(ss.Start)
             if isinstance(err, Exception):
                 self.mach.add_err(err)
@@ -307,6 +322,9 @@ class Server:
             await asyncio.wait_for(ws.wait_closed(), 2.0)
         for conn in list(self._conns.values()):
             conn.ws.transport.abort()
+        if self._gateway is not None:
+            gateway, self._gateway = self._gateway, None
+            await gateway.stop()
 
     async def __aenter__(self) -> Server:
         if self._ws is None:
