@@ -32,7 +32,7 @@ async def closing() -> AsyncIterator[list[object]]:
     things: list[object] = []
     yield things
     for thing in reversed(things):
-        ender = getattr(thing, "close", None) or getattr(thing, "stop")
+        ender = getattr(thing, "close", None) or thing.stop
         try:
             await ender()
         except Exception:

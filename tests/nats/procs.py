@@ -58,7 +58,7 @@ async def host(url: str, machine_id: str, sqlite: str | None) -> None:
     store = rpc.SqliteIdempotency(sqlite) if sqlite else None
     mach.bind_handlers(Handlers(store.connection if store is not None else None))
     mach.add1("Ready")
-    served = await rpc.nats.expose(mach, url, idempotency=store, heartbeat=0.2)
+    served = await rpc.nats.expose(mach, url, idempotency=store)
     print(json.dumps({"host": served.id}), flush=True)
     await _until_terminated()
     await served.close()
@@ -70,7 +70,7 @@ async def gateway(url: str, token: str | None) -> None:
         viewer = rpc.Principal("viewer", default=rpc.Policy(write=False))
         table = {token: rpc.Principal("writer"), "view": viewer}
         authenticate = rpc.tokens(table)
-    server = rpc.Server(nats=url, authenticate=authenticate, heartbeat=2.0)
+    server = rpc.Server(nats=url, authenticate=authenticate)
     await server.start("127.0.0.1", 0)
     print(json.dumps({"port": server.port}), flush=True)
     await _until_terminated()

@@ -12,9 +12,10 @@ if sys.platform == "emscripten":
 import asyncio
 from typing import Any
 
+from nats_support import NatsServer
+
 import asyncmachine as am
 from asyncmachine import rpc
-from nats_support import NatsServer
 
 SCHEMA: am.Schema = {
     "A": am.State(),
@@ -24,7 +25,9 @@ SCHEMA: am.Schema = {
 }
 
 
-async def test_direct_client_mirrors_and_mutates(nats_server: NatsServer, closing: list[Any]) -> None:
+async def test_direct_client_mirrors_and_mutates(
+    nats_server: NatsServer, closing: list[Any]
+) -> None:
     mach = am.Machine(SCHEMA, id="orders")
     host = await rpc.nats.expose(mach, nats_server.url)
     closing.append(host)
@@ -93,7 +96,7 @@ async def test_gateways_serve_a_machine_hosted_elsewhere(
     await asyncio.wait_for(b.when1("A"), 5)
     assert await b.add1("Multi") == am.Executed
     for net in (a, b):
-        await asyncio.wait_for(_until(net, lambda: list(net.time()) == list(mach.time())), 5)
+        await asyncio.wait_for(_until(net, lambda n=net: list(n.time()) == list(mach.time())), 5)
     assert a.seq == b.seq  # one chain: the host's
 
 

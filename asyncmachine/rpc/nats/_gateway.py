@@ -298,7 +298,7 @@ class Gateway:
         *,
         hold: float = 10.0,
         linger: float = 5.0,
-        request_timeout: float = 5.0,
+        request_timeout: float = 10.0,
     ) -> None:
         self.hub = hub
         self.url = nats_url
@@ -450,9 +450,12 @@ class Gateway:
                 timeout=self.request_timeout,
             )
             answer = body(reply)
-        except (NoRespondersError, NatsTimeout) as err:
-            remote.lost(type(err).__name__)
-            done(None, ProtocolError(p.E_UNKNOWN_MACHINE, "the machine's host did not answer"))
+        except NoRespondersError:
+            remote.lost("no host answers")
+            done(None, ProtocolError(p.E_UNKNOWN_MACHINE, "the machine has no host now"))
+            return
+        except NatsTimeout:  # busy, or gone (then its heartbeats stop too)
+            done(None, ProtocolError(p.E_TIMEOUT, "the machine's host did not answer in time"))
             return
         except ProtocolError as err:
             done(None, err)
