@@ -97,9 +97,7 @@ class Dispatcher:
     def refresh(self) -> None:
         """Recompute ``plain`` (after binding, or a change of tracers or log level)."""
         obs = self.observer
-        self.plain = not (
-            self.has_pairs or obs.tracers or obs.level >= OPS or self.timeout is not None
-        )
+        self.plain = not (self.has_pairs or obs.level >= OPS or self.timeout is not None)
 
     # ------------------------------------------------------------------ binding
 
@@ -162,8 +160,9 @@ class Dispatcher:
         """
         if not self.plain or autos is not None:
             return self._negotiate_observed(tx, exits, enters, active, autos)
-        event, owner = self.event, self.owner
-        name = ""
+        event, owner, obs = self.event, self.owner, self.observer
+        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
+        name, entry = "", None
         try:  # the exit and enter loops are the same, written out twice: the hot path
             table = self.exit
             if table:
@@ -173,7 +172,12 @@ class Dispatcher:
                         name = handlers[0]
                         e = event(owner, name, tx)
                         for entry in handlers[1]:
-                            if entry.fn(e) is False:
+                            if starts:
+                                obs.trace("handler_start", tx, entry.binding_id, name)
+                            ret = entry.fn(e)
+                            if ends:
+                                obs.trace("handler_end", tx, entry.binding_id, name)
+                            if ret is False:
                                 return name
             table = self.enter
             if table:
@@ -183,16 +187,28 @@ class Dispatcher:
                         name = handlers[0]
                         e = event(owner, name, tx)
                         for entry in handlers[1]:
-                            if entry.fn(e) is False:
+                            if starts:
+                                obs.trace("handler_start", tx, entry.binding_id, name)
+                            ret = entry.fn(e)
+                            if ends:
+                                obs.trace("handler_end", tx, entry.binding_id, name)
+                            if ret is False:
                                 return name
             handlers = self.any_enter
             if handlers is not None:
                 name = "AnyEnter"
                 e = event(owner, name, tx)
                 for entry in handlers[1]:
-                    if entry.fn(e) is False:
+                    if starts:
+                        obs.trace("handler_start", tx, entry.binding_id, name)
+                    ret = entry.fn(e)
+                    if ends:
+                        obs.trace("handler_end", tx, entry.binding_id, name)
+                    if ret is False:
                         return name
         except Exception as err:
+            if ends and entry is not None:
+                obs.trace("handler_end", tx, entry.binding_id, name)
             self.errors.append((name, err))
             return name
         return None
@@ -275,8 +291,12 @@ class Dispatcher:
     def _final(self, tx: Transition, handlers: Handlers) -> bool:
         name, entries = handlers
         e = self.event(self.owner, name, tx)
+        obs = self.observer
+        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
         ok = True
         for entry in entries:
+            if starts:
+                obs.trace("handler_start", tx, entry.binding_id, name)
             try:
                 if entry.is_async:
                     self.spawn(name, entry.fn(e))
@@ -285,6 +305,8 @@ class Dispatcher:
             except Exception as err:
                 self.errors.append((name, err))
                 ok = False
+            if ends:
+                obs.trace("handler_end", tx, entry.binding_id, name)
         return ok
 
     def _final_observed(self, tx: Transition, handlers: Handlers) -> bool:
@@ -302,11 +324,14 @@ class Dispatcher:
         obs = self.observer
         e = self.event(self.owner, name, tx)
         timeout = self.timeout
+        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
+        logs = obs.level >= OPS
         ok, first_err = True, None
         for entry in entries:
-            if obs.tracers:
+            if starts:
                 obs.trace("handler_start", tx, entry.binding_id, name)
-            obs.log(OPS, f"[handler:{entry.num}] {name}")
+            if logs:
+                obs.log(OPS, f"[handler:{entry.num}] {name}")
             started = time.monotonic() if timeout is not None else 0.0
             err: Exception | None = None
             try:
@@ -320,7 +345,7 @@ class Dispatcher:
             except Exception as raised:
                 err = raised
                 self.errors.append((name, raised))
-            if obs.tracers:
+            if ends:
                 obs.trace("handler_end", tx, entry.binding_id, name)
             if err is not None:
                 ok, first_err = False, first_err or err

@@ -57,3 +57,16 @@ class Tracer:
 
     def breakpoint(self, mach: Any, tx: Transition) -> None:
         """``tx`` hit a breakpoint set with ``add_breakpoint()``."""
+
+
+HOOKS = tuple(name for name in vars(Tracer) if not name.startswith("_"))
+"""Every hook a tracer can override."""
+
+TRANSITION_HOOKS = frozenset(HOOKS) - {
+    "machine_init",
+    "machine_dispose",
+    "new_submachine",
+    "verify_states",
+    "schema_change",
+}
+"""The hooks that watch mutations and transitions (the rest watch the machine's life)."""
