@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import threading
+from typing import Any
 
 READY = "Server is ready"
 
@@ -85,34 +86,24 @@ class NatsServer:
 
     def kill(self) -> None:
         """SIGKILL: the node is gone without a goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc)
 
 
-def cluster(size: int = 3) -> list[NatsServer]:
-    """``size`` nodes routed to each other, every route up."""
-    ports = [free_port() for _ in range(size)]
-    nodes = [
-        NatsServer(name=f"n{i + 1}", cluster_port=port, routes=[p for p in ports if p != port])
-        for i, port in enumerate(ports)
-    ]
-    try:
-        for node in nodes:
-            node.start()
-        for node in nodes:
-            node.wait_routes(size - 1)
-    except BaseException:
-        for node in nodes:
-            node.stop()
-        raise
-    return nodes
+def kill(proc: subprocess.Popen[Any] | None) -> None:
+    """SIGKILL a child that still runs, and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+
+def stop(proc: subprocess.Popen[Any] | None) -> None:
+    """SIGTERM a child that still runs (SIGKILL if it does not end in 10 s), and reap it."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            kill(proc)

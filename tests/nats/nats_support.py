@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.natsproc import NatsServer, cluster, free_port
+from bench.natsproc import NatsServer, cluster, free_port, kill, stop
 
 __all__ = ["NatsServer", "Proc", "cluster", "free_port"]
 
@@ -50,15 +50,7 @@ class Proc:
         return int(self.info["port"])
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nats_support import NatsServer, Proc
-from test_basics import SCHEMA, _until
+from test_nats_basics import SCHEMA, _until
 
 import asyncmachine as am
 from asyncmachine import rpc

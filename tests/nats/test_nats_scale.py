@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nats_support import NatsServer, Proc
-from test_basics import _until
+from test_nats_basics import _until
 
 import asyncmachine as am
 from asyncmachine import rpc
