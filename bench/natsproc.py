@@ -107,3 +107,22 @@ def stop(proc: subprocess.Popen[Any] | None) -> None:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             kill(proc)
+
+
+def cluster(size: int = 3) -> list[NatsServer]:
+    """``size`` nodes routed to each other, every route up."""
+    ports = [free_port() for _ in range(size)]
+    nodes = [
+        NatsServer(name=f"n{i + 1}", cluster_port=port, routes=[p for p in ports if p != port])
+        for i, port in enumerate(ports)
+    ]
+    try:
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_routes(size - 1)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
