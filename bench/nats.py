@@ -8,8 +8,9 @@ or three gateway processes (``rpc.Server(nats=...)``), and the clients in this p
   to the host's WebSocket server, in turns (p50, p99 and the ratios);
 - ``fanout``: a mutation made at the host until the last of N mirrors spread over 3 gateways shows
   it (p50, p99 over the rounds);
-- ``throughput``: C clients making M mutations each at once, over 1 and over 3 gateways, and
-  straight to the host: the host's machine is the limit where 3 gateways stop adding.
+- ``throughput``: C clients making M mutations each at once, over 1 and over 3 gateways,
+  straight to the host over WebSocket, and over NATS without a gateway (``rpc.nats.connect``, the
+  host's own limit on NATS): the host is the limit where more gateways stop adding.
 
 Every result line carries the load average (other work on the machine weighs on all numbers).
 """
@@ -165,19 +166,33 @@ def _watch(net: Any, want: int, left: set[int], done: asyncio.Future[float]) -> 
 
 
 async def throughput(urls: list[str], clients: int, each: int, label: str) -> dict[str, Any]:
+    """C clients over the WebSocket servers at ``urls`` (round robin), M mutations each at once."""
     conns = [rpc.Client(urls[i % len(urls)]) for i in range(clients)]
     await asyncio.gather(*(c.connect() for c in conns))
     nets = await asyncio.gather(*(c.machine("bench") for c in conns))
+    result = await _hits(nets, each, label)
+    await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+    return result
+
+
+async def throughput_nats(url: str, clients: int, each: int) -> dict[str, Any]:
+    """The same with ``rpc.nats.connect`` mirrors: no gateway, only NATS and the host."""
+    nets = await asyncio.gather(*(rpc.nats.connect(url, "bench") for _ in range(clients)))
+    result = await _hits(list(nets), each, "NATS, no gateway")
+    await asyncio.gather(*(net.close() for net in nets), return_exceptions=True)
+    return result
+
+
+async def _hits(nets: list[Any], each: int, label: str) -> dict[str, Any]:
     start = time.perf_counter()
     await asyncio.gather(*(net.add1("Hit") for net in nets for _ in range(each)))
     took = time.perf_counter() - start
-    await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
     return {
         "kind": "throughput",
         "via": label,
-        "clients": clients,
-        "mutations": clients * each,
-        "per_s": round(clients * each / took),
+        "clients": len(nets),
+        "mutations": len(nets) * each,
+        "per_s": round(len(nets) * each / took),
     }
 
 
@@ -197,6 +212,7 @@ async def main(quick: bool, out: Path | None) -> None:
         results.append(await throughput([host.url], c, m, "direct"))
         results.append(await throughput([gateways[0].url], c, m, "1 gateway"))
         results.append(await throughput([g.url for g in gateways], c, m, "3 gateways"))
+        results.append(await throughput_nats(nodes[1].url, c // 5, m * 5))
     finally:
         for child in children:
             child.stop()

@@ -64,6 +64,10 @@ class RemoteMachines(Protocol):
         """The machine, when it is followed and its clock is known."""
         ...
 
+    def ids(self) -> list[str]:
+        """The machines known to be hosted now (for ``welcome.machines``)."""
+        ...
+
     def follow(self, machine_id: str, then: Callable[[], None], since: int | None = None) -> None:
         """Start following ``machine_id`` (if not yet) and call ``then`` once ``get`` knows
         whether it exists; ``since``: a client's ``seq`` to keep the clock of, to resume it."""
@@ -697,7 +701,10 @@ class Hub:
             sub.peer.machine_gone(sub)
 
     def visible(self, principal: Principal) -> list[str]:
-        return [m for m in self.exposed if principal.policy(m).read]
+        ids = list(self.exposed)
+        if self.remote is not None:
+            ids += [m for m in self.remote.ids() if m not in self.exposed]
+        return [m for m in ids if principal.policy(m).read]
 
     # ------------------------------------------------------------ diffs and payloads
 

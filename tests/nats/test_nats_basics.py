@@ -10,6 +10,7 @@ if sys.platform == "emscripten":
     pytest.skip("needs nats-server and sockets", allow_module_level=True)
 
 import asyncio
+import subprocess
 from typing import Any
 
 from nats_support import NatsServer
@@ -191,3 +192,32 @@ async def _until(net: Any, check: Any) -> None:
             await done
     finally:
         remove()
+
+
+async def test_gateways_list_hosted_machines_within_two_seconds(
+    nats_server: NatsServer, closing: list[Any]
+) -> None:
+    server = rpc.Server(nats=nats_server.url)
+    await server.start()
+    closing.append(server)
+    loop = asyncio.get_running_loop()
+    exposed_at = loop.time()
+    closing.append(await rpc.nats.expose(am.Machine(SCHEMA, id="listed"), nats_server.url))
+    while "listed" not in server.hub.visible(rpc.Principal("anyone")):  # the contract: 2 s
+        assert loop.time() - exposed_at < 2.0
+        await asyncio.sleep(0.02)
+    client = await rpc.Client(server.url).connect()
+    closing.append(client)
+    assert "listed" in client.server_machines
+    net = await client.machine("listed")
+    assert set(net.state_names()) == {"A", "B", "C", "Multi", "Exception"}
+
+
+def test_import_asyncmachine_rpc_leaves_nats_out() -> None:
+    code = (
+        "import sys, asyncmachine, asyncmachine.rpc\n"
+        "assert 'nats' not in sys.modules and 'asyncmachine.rpc.nats' not in sys.modules\n"
+        "from asyncmachine import rpc\n"
+        "assert rpc.nats.expose and 'nats' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

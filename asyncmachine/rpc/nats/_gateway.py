@@ -14,6 +14,7 @@ host of the id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -34,6 +35,9 @@ from ._link import Link, body, open_nats
 
 log = logging.getLogger("asyncmachine.rpc.nats")
 
+HOST_SILENCE = 3.0
+"""Seconds without a heartbeat after which a host no longer lists its machine."""
+
 CLOSE_HOST_DOWN = 1012
 """The close code for clients of a machine whose host went away (WebSocket "service restart")."""
 
@@ -53,8 +57,6 @@ class RemoteMachine(Exposed):
         self.hb = 3.0
         self.loaded = False
         self.up = False
-        self.missing = False
-        """The last lookup found no host (and none was ever seen)."""
         self.history: OrderedDict[int, tuple[list[int], int]] = OrderedDict()
         self.waiting: list[Callable[[], None]] = []
         self.at_seq: list[tuple[str, int, Callable[[], None]]] = []
@@ -117,7 +119,6 @@ class RemoteMachine(Exposed):
         same = self.loaded and host == self.host and names == self.names and seq >= self.epoch
         self.host = host
         self.up = True
-        self.missing = False
         self.gateway.seen[host] = time.monotonic()
         if same:
             if seq > self.epoch:
@@ -311,6 +312,8 @@ class Gateway:
         self.machines: dict[str, RemoteMachine] = {}
         self.seen: dict[str, float] = {}
         """Host id -> when its last heartbeat (or snapshot) arrived (monotonic)."""
+        self.hosted: dict[str, str] = {}
+        """Machine id -> the host id whose heartbeats name it."""
         self.link: Link | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._hb_sub: Any = None
@@ -358,6 +361,8 @@ class Gateway:
 
     def unfollow(self, remote: RemoteMachine) -> None:
         remote.linger = None
+        if self.link is None:  # stopped: the connection went with everything on it
+            return
         if remote._users or remote.waiting or self.machines.get(remote.id) is not remote:
             return
         del self.machines[remote.id]
@@ -374,7 +379,6 @@ class Gateway:
     async def _load(self, remote: RemoteMachine, since: int | None) -> None:
         assert self.link is not None
         nc = self.link.nc
-        deadline = time.monotonic() + self.hold
         try:
             if remote.nats_sub is None:
                 remote.nats_sub = await nc.subscribe(
@@ -383,31 +387,38 @@ class Gateway:
             ask: dict[str, Any] = {"t": "snap"}
             if since is not None:
                 ask["since"] = since
-            data = p.encode(ask).encode()
-            while True:
-                try:
-                    reply = await nc.request(
-                        subjects.machine(remote.id, "snap"), data, timeout=self.request_timeout
-                    )
-                    snap = body(reply)
-                    break
-                except (NoRespondersError, NatsTimeout, ProtocolError):
-                    if not remote.loaded or time.monotonic() >= deadline:
-                        # never hosted, or its host did not come back: unknown
-                        remote.missing = True
-                        remote.loading = None
-                        remote.buffer = []
-                        waiting, remote.waiting = remote.waiting, []
-                        for then in waiting:
-                            then()
-                        if not remote.subs:
-                            self.unfollow(remote)
-                        return
-                    await asyncio.sleep(0.2)  # a host restarting: ask again
+            try:
+                reply = await nc.request(
+                    subjects.machine(remote.id, "snap"),
+                    p.encode(ask).encode(),
+                    timeout=self.request_timeout,
+                )
+                snap = body(reply)
+            except (NoRespondersError, NatsTimeout, ProtocolError):
+                snap = None
             remote.loading = None
-            remote.load(snap)
+            if snap is not None:
+                remote.load(snap)
+            elif not remote.loaded:
+                self._unknown(remote)  # never hosted: unknown at once
+            else:  # its host is away: a new one announces itself on the diff subject
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.hold, self._give_up, remote)
         finally:
             remote.loading = None
+
+    def _give_up(self, remote: RemoteMachine) -> None:
+        """No host came back within ``hold``: what waits for the machine learns it is unknown."""
+        if not remote.up:
+            self._unknown(remote)
+
+    def _unknown(self, remote: RemoteMachine) -> None:
+        remote.buffer = []
+        waiting, remote.waiting = remote.waiting, []
+        for then in waiting:
+            then()
+        if not remote.subs:
+            self.unfollow(remote)
 
     def _diff_handler(self, remote: RemoteMachine) -> Callable[[Msg], Any]:
         async def on_diff(msg: Msg) -> None:
@@ -422,6 +433,16 @@ class Gateway:
     async def _on_heartbeat(self, msg: Msg) -> None:
         host = msg.subject.rsplit(".", 1)[-1]
         self.seen[host] = time.monotonic()
+        with contextlib.suppress(ProtocolError):
+            machine_id = body(msg).get("m")
+            if isinstance(machine_id, str):
+                self.hosted[machine_id] = host
+
+    def ids(self) -> list[str]:
+        now = time.monotonic()
+        return sorted(
+            m for m, host in self.hosted.items() if now - self.seen.get(host, 0.0) < HOST_SILENCE
+        )
 
     async def _watch_hosts(self) -> None:
         """Hosts silent for three heartbeats are gone."""

@@ -210,7 +210,7 @@ class Host:
     async def _heartbeats(self) -> None:
         subject = subjects.heartbeat(self.id)
         while True:
-            self.link.send(subject, {"t": "hb", "host": self.id})
+            self.link.send(subject, {"t": "hb", "host": self.id, "m": self.machine_id})
             await asyncio.sleep(self.heartbeat)
 
     async def close(self, quiet: bool = False) -> None:

@@ -42,6 +42,8 @@ class Link:
         self.nc = nc
         self._out: deque[tuple[str, bytes]] = deque()
         self._ready = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
         self._writer = asyncio.get_running_loop().create_task(self._write())
 
     def send(self, subject: str, message: dict[str, Any]) -> None:
@@ -50,6 +52,7 @@ class Link:
 
     def send_raw(self, subject: str, data: bytes) -> None:
         self._out.append((subject, data))
+        self._empty.clear()
         self._ready.set()
 
     async def _write(self) -> None:
@@ -61,11 +64,11 @@ class Link:
                 subject, data = out.popleft()
                 with contextlib.suppress(Exception):  # closed or reconnecting: NATS drops it too
                     await self.nc.publish(subject, data)
+            self._empty.set()
 
     async def drained(self) -> None:
         """Wait until the outbox is published and the server has it."""
-        while self._out:
-            await asyncio.sleep(0)
+        await self._empty.wait()
         with contextlib.suppress(Exception):
             await self.nc.flush(timeout=2)
 
