@@ -8,6 +8,7 @@ subjects are listed in ``docs/scale-out.md``. Needs ``pip install asyncmachine[n
 """
 
 from ._direct import NatsMachine, connect
+from ._discovery import NatsDiscovery
 from ._gateway import CLOSE_HOST_DOWN, Gateway, RemoteMachine
 from ._host import Host, expose
 from ._server_bin import nats_server_path
@@ -17,6 +18,7 @@ __all__ = [
     "CLOSE_HOST_DOWN",
     "Gateway",
     "Host",
+    "NatsDiscovery",
     "NatsMachine",
     "RemoteMachine",
     "check_id",

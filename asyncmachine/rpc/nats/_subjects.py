@@ -19,14 +19,15 @@ HEARTBEATS: Final = f"{PREFIX}.hb.*"
 _FORBIDDEN = frozenset(" \t\r\n.*>")
 
 
-def check_id(machine_id: str) -> str:
-    """A machine id that can be one subject token (no dots, spaces or wildcards)."""
+def check_id(machine_id: str, what: str = "machine id") -> str:
+    """A machine id (or a pool kind) that can be one subject token (no dots, spaces or
+    wildcards)."""
     if not isinstance(machine_id, str) or not machine_id:
-        raise ValueError("a machine id is a non-empty string")
+        raise ValueError(f"a {what} is a non-empty string")
     bad = sorted(_FORBIDDEN.intersection(machine_id))
     if bad or len(machine_id) > 128:
         raise ValueError(
-            f"machine id {machine_id[:80]!r} cannot be a NATS subject token: "
+            f"{what} {machine_id[:80]!r} cannot be a NATS subject token: "
             "use 1-128 characters without dots, spaces, '*' or '>'"
         )
     return machine_id
