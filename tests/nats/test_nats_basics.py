@@ -11,9 +11,10 @@ if sys.platform == "emscripten":
 
 import asyncio
 import subprocess
+from pathlib import Path
 from typing import Any
 
-from nats_support import NatsServer
+from nats_support import NatsServer, free_port
 
 import asyncmachine as am
 from asyncmachine import rpc
@@ -221,3 +222,47 @@ def test_import_asyncmachine_rpc_leaves_nats_out() -> None:
         "assert rpc.nats.expose and 'nats' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_subject_permissions_lock_a_reader_out_of_mutations(
+    tmp_path: Any, closing: list[Any]
+) -> None:
+    """The permissions of docs/scale-out.md, on a real nats-server: hosts, gateways and a
+    reader that can mirror but not mutate."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "scale-out.md").read_text()
+    config = doc[doc.index("authorization {") :]
+    config = config[: config.index("```")]
+    path = tmp_path / "nats.conf"
+    path.write_text(config)
+    server = NatsServer(config=str(path)).start()
+    closing.append(_Stopper(server))
+    url = f"nats://127.0.0.1:{server.port}"
+    mach = am.Machine(SCHEMA, id="locked")
+    closing.append(await rpc.nats.expose(mach, url, user="host", password="h-secret"))
+    gateway = rpc.Server(nats=url, nats_options={"user": "gateway", "password": "g-secret"})
+    await gateway.start()
+    closing.append(gateway)
+    client = await rpc.Client(gateway.url).connect()
+    closing.append(client)
+    net = await client.machine("locked")
+    assert await net.add1("A") == am.Executed  # a gateway may mutate
+    reader = await rpc.nats.connect(
+        url, "locked", user="reader", password="r-secret", request_timeout=1.0
+    )
+    closing.append(reader)
+    assert reader.is1("A")  # a reader mirrors
+    with pytest.raises(rpc.RpcError):
+        await reader.add1("C")  # but NATS refuses its mutation
+    assert not mach.is1("C")
+    with pytest.raises(rpc.AuthError):
+        await rpc.nats.connect(url, "locked", user="reader", password="wrong")
+    with pytest.raises(rpc.ConnectError):
+        await rpc.nats.expose(mach, f"nats://127.0.0.1:{free_port()}", connect_wait=0.5)
+
+
+class _Stopper:
+    def __init__(self, server: NatsServer) -> None:
+        self.server = server
+
+    async def stop(self) -> None:
+        self.server.stop()

@@ -100,7 +100,7 @@ async def connect(
     ``nats.connect`` (credentials, TLS)."""
     subjects.check_id(machine_id)
     hub = Hub(schedule=soon, heartbeat=LOOPBACK_HEARTBEAT)
-    gateway = Gateway(hub, nats_url, nats_options)
+    gateway = Gateway(hub, nats_url, nats_options, request_timeout=request_timeout)
     await gateway.start()
 
     async def loopback(url: str, receiver: Receiver) -> Transport:

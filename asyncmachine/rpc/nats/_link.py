@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -18,21 +19,53 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from .. import _protocol as p
-from .._errors import ProtocolError
+from .._errors import AuthError, ConnectError, ProtocolError
+
+log = logging.getLogger("asyncmachine.rpc.nats")
 
 
 async def open_nats(url: str, name: str, options: dict[str, Any]) -> NatsClient:
     """Connect; credentials travel in the URL (``nats://user:pass@host``, ``nats://token@host``)
     or in ``options`` (``user``, ``password``, ``token``, ``user_credentials``, ``tls``...), which
-    go to ``nats.connect`` as they are."""
+    go to ``nats.connect`` as they are. Once connected, the connection reconnects for ever; the
+    first connect raises ``AuthError`` as soon as NATS refuses the credentials and
+    ``ConnectError`` after ``connect_wait`` seconds (``options``, default 10) without a server."""
+    loop = asyncio.get_running_loop()
+    refused: asyncio.Future[BaseException] = loop.create_future()
+    last: list[BaseException] = []
+    options = dict(options)
+    wait = float(options.pop("connect_wait", 10.0))
+    user_cb = options.pop("error_cb", None)
+
+    async def on_error(err: BaseException) -> None:
+        last[:] = [err]
+        if "authorization" in str(err).lower() and not refused.done():
+            refused.set_result(err)
+        if user_cb is not None:
+            await user_cb(err)
+        else:
+            log.info("nats: %s", err)
+
     settings: dict[str, Any] = {
         "name": name,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.5,
+        "error_cb": on_error,
     }
     settings.update(options)
     servers = [u.strip() for u in url.split(",")] if isinstance(url, str) else url
-    return await nats.connect(servers, **settings)
+    connecting: asyncio.Future[NatsClient] = loop.create_task(nats.connect(servers, **settings))
+    either: list[asyncio.Future[Any]] = [connecting, refused]
+    done, _ = await asyncio.wait(either, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    if connecting in done:
+        return connecting.result()
+    connecting.cancel()
+    with contextlib.suppress(BaseException):
+        await connecting
+    if refused.done():
+        raise AuthError(p.E_AUTH, f"NATS refused the credentials: {refused.result()}")
+    why = f": {last[0]}" if last else ""
+    raise ConnectError("refused", f"no NATS server answered at {url} in {wait:g} s{why}")
 
 
 class Link:
