@@ -10,12 +10,10 @@ import pytest
 if sys.platform == "emscripten":
     pytest.skip("the RPC server needs sockets", allow_module_level=True)
 
-import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
-from telemetry_backends import TIMEOUT, Prometheus
+from telemetry_backends import Prometheus
 
 import asyncmachine as am
 from asyncmachine import rpc
@@ -38,17 +36,6 @@ def bound(mach: am.Machine) -> list[MachMetrics]:
     return [t for t in mach.tracers() if isinstance(t, MachMetrics)]
 
 
-async def poll(
-    prom: Prometheus, query: str, done: Callable[[list[dict[str, Any]]], bool]
-) -> list[dict[str, Any]]:
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            result = await prom.query(query)
-            if done(result):
-                return result
-            await asyncio.sleep(0.1)
-
-
 async def test_real_prometheus_scrapes_the_rpc_port(
     prom_server: Callable[[list[str]], Prometheus],
 ) -> None:
@@ -65,8 +52,8 @@ async def test_real_prometheus_scrapes_the_rpc_port(
         finally:
             await client.close()
         query = 'am_transitions_total{machine_id="served"}'
-        await poll(prom, query, lambda r: bool(r) and r[0]["value"][1] == "5")
-        own = await poll(prom, "am_transitions_total", lambda r: len(r) == 2)
+        await prom.poll(query, lambda r: bool(r) and r[0]["value"][1] == "5")
+        own = await prom.poll("am_transitions_total", lambda r: len(r) == 2)
         assert {r["metric"]["machine_id"] for r in own} == {"served", server.mach.id}
 
 
