@@ -31,12 +31,15 @@ Handlers = tuple[str, tuple["Entry", ...]]
 class Entry:
     """One handler of one binding."""
 
-    __slots__ = ("binding_id", "fn", "is_async", "num")
+    __slots__ = ("binding_id", "call", "fn", "is_async", "num")
 
     def __init__(self, num: int, binding_id: str, fn: Callable[..., Any], is_async: bool) -> None:
         self.num = num
         self.binding_id = binding_id
         self.fn = fn
+        """The handler."""
+        self.call = fn
+        """What the fast path calls: the handler, or the handler between tracer hooks."""
         self.is_async = is_async
 
 
@@ -95,9 +98,32 @@ class Dispatcher:
         """Handlers can be called without tracing, logging, timing or pair handlers."""
 
     def refresh(self) -> None:
-        """Recompute ``plain`` (after binding, or a change of tracers or log level)."""
+        """Recompute ``plain`` and what the fast path calls (after binding, or a change of
+        tracers or log level)."""
         obs = self.observer
         self.plain = not (self.has_pairs or obs.level >= OPS or self.timeout is not None)
+        traced = "handler_start" in obs.hooks or "handler_end" in obs.hooks
+        for name, entries in self.by_name.items():
+            for entry in entries:
+                entry.call = self._traced(entry, name) if traced else entry.fn
+
+    def _traced(self, entry: Entry, name: str) -> Callable[[Any], Any]:
+        """``entry``'s handler between the tracers' ``handler_start`` and ``handler_end`` hooks
+        (the end also when it raises), so a traced machine keeps the fast path."""
+        obs, fn, binding_id = self.observer, entry.fn, entry.binding_id
+        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
+
+        def call(e: Any) -> Any:
+            tx = e.transition
+            if starts:
+                obs.trace("handler_start", tx, binding_id, name)
+            try:
+                return fn(e)
+            finally:
+                if ends:
+                    obs.trace("handler_end", tx, binding_id, name)
+
+        return call
 
     # ------------------------------------------------------------------ binding
 
@@ -160,9 +186,8 @@ class Dispatcher:
         """
         if not self.plain or autos is not None:
             return self._negotiate_observed(tx, exits, enters, active, autos)
-        event, owner, obs = self.event, self.owner, self.observer
-        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
-        name, entry = "", None
+        event, owner = self.event, self.owner
+        name = ""
         try:  # the exit and enter loops are the same, written out twice: the hot path
             table = self.exit
             if table:
@@ -172,12 +197,7 @@ class Dispatcher:
                         name = handlers[0]
                         e = event(owner, name, tx)
                         for entry in handlers[1]:
-                            if starts:
-                                obs.trace("handler_start", tx, entry.binding_id, name)
-                            ret = entry.fn(e)
-                            if ends:
-                                obs.trace("handler_end", tx, entry.binding_id, name)
-                            if ret is False:
+                            if entry.call(e) is False:
                                 return name
             table = self.enter
             if table:
@@ -187,28 +207,16 @@ class Dispatcher:
                         name = handlers[0]
                         e = event(owner, name, tx)
                         for entry in handlers[1]:
-                            if starts:
-                                obs.trace("handler_start", tx, entry.binding_id, name)
-                            ret = entry.fn(e)
-                            if ends:
-                                obs.trace("handler_end", tx, entry.binding_id, name)
-                            if ret is False:
+                            if entry.call(e) is False:
                                 return name
             handlers = self.any_enter
             if handlers is not None:
                 name = "AnyEnter"
                 e = event(owner, name, tx)
                 for entry in handlers[1]:
-                    if starts:
-                        obs.trace("handler_start", tx, entry.binding_id, name)
-                    ret = entry.fn(e)
-                    if ends:
-                        obs.trace("handler_end", tx, entry.binding_id, name)
-                    if ret is False:
+                    if entry.call(e) is False:
                         return name
         except Exception as err:
-            if ends and entry is not None:
-                obs.trace("handler_end", tx, entry.binding_id, name)
             self.errors.append((name, err))
             return name
         return None
@@ -291,22 +299,16 @@ class Dispatcher:
     def _final(self, tx: Transition, handlers: Handlers) -> bool:
         name, entries = handlers
         e = self.event(self.owner, name, tx)
-        obs = self.observer
-        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
         ok = True
         for entry in entries:
-            if starts:
-                obs.trace("handler_start", tx, entry.binding_id, name)
             try:
                 if entry.is_async:
-                    self.spawn(name, entry.fn(e))
+                    self.spawn(name, entry.call(e))
                 else:
-                    entry.fn(e)
+                    entry.call(e)
             except Exception as err:
                 self.errors.append((name, err))
                 ok = False
-            if ends:
-                obs.trace("handler_end", tx, entry.binding_id, name)
         return ok
 
     def _final_observed(self, tx: Transition, handlers: Handlers) -> bool:

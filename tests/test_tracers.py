@@ -315,3 +315,33 @@ def test_a_duck_typed_tracer_is_called_for_what_it_has() -> None:
     mach.remove1("A")
     assert duck.ends == 2
     assert not [line for line in lines if "error" in line]
+
+
+def test_creation_hooks_see_every_machine_until_removed() -> None:
+    """``on_machine_created``: every machine built while the hook is on, after ``machine_init``;
+    a raising hook is logged on the machine and never breaks its construction."""
+    from asyncmachine._tracer import on_machine_created
+
+    seen: list[str] = []
+    remove = on_machine_created(lambda mach: seen.append(mach.id))
+
+    def bad(mach: am.Machine) -> None:
+        raise RuntimeError("hook boom")
+
+    remove_bad = on_machine_created(bad)
+    lines: list[str] = []
+    try:
+        parent = am.Machine(
+            dict(NO_RELS),
+            id="p",
+            logger=lambda lvl, msg: lines.append(msg),
+            log_level=am.LogLevel.CHANGES,
+        )
+        am.Machine(dict(NO_RELS), id="c", parent=parent, logger=lambda lvl, msg: None)
+    finally:
+        remove()
+        remove_bad()
+    am.Machine(dict(NO_RELS), id="after")
+    assert seen == ["p", "c"]
+    assert any("hook boom" in line for line in lines)
+    assert parent.add1("A") == am.Executed
