@@ -154,7 +154,10 @@ class RemoteMachine(Exposed):
             then()
 
     def receive(self, message: dict[str, Any]) -> None:
-        """A message on the machine's ``diff`` subject."""
+        """A message on the machine's ``diff`` subject (a sign of its host's life, too: a host
+        too busy to send its heartbeat on time still publishes its changes)."""
+        if self.host is not None:
+            self.gateway.seen[self.host] = time.monotonic()
         kind = message.get("t")
         if kind == "snap":
             self.load(message)
@@ -481,6 +484,9 @@ class Gateway:
         except ProtocolError as err:
             done(None, err)
             return
+        host = answer.get("host")
+        if isinstance(host, str):
+            self.seen[host] = time.monotonic()
         if answer.get("t") == "err":
             done(None, ProtocolError(str(answer.get("code")), str(answer.get("msg"))))
         else:
