@@ -39,7 +39,9 @@ async def test_cluster_hosts_gateways_and_200_clients(
             proc.start()
         for i in range(CLIENTS):
             gateway = gateways[i % 3]
-            clients.append(rpc.Client(f"ws://127.0.0.1:{gateway.port}", client_id=f"c{i}"))
+            url = f"ws://127.0.0.1:{gateway.port}"
+            # 10,000 mutations in flight at once: the last wait for the hosts' backlog
+            clients.append(rpc.Client(url, client_id=f"c{i}", request_timeout=60))
         await asyncio.gather(*(client.connect() for client in clients))
         mirrors = await asyncio.gather(
             *(client.machine(f"m{i % 2 + 1}") for i, client in enumerate(clients))

@@ -302,7 +302,7 @@ class Gateway:
         *,
         hold: float = 10.0,
         linger: float = 5.0,
-        request_timeout: float = 10.0,
+        request_timeout: float = 30.0,
     ) -> None:
         self.hub = hub
         self.url = nats_url
@@ -312,6 +312,8 @@ class Gateway:
         self.linger = linger
         """Seconds a machine nobody watches stays followed."""
         self.request_timeout = request_timeout
+        """Seconds a request waits for its host: a safety net (a host that died is noticed by
+        its heartbeats), long enough for a busy host's backlog."""
         self.machines: dict[str, RemoteMachine] = {}
         self.seen: dict[str, float] = {}
         """Host id -> when its last heartbeat (or snapshot) arrived (monotonic)."""
