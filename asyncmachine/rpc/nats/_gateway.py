@@ -91,7 +91,11 @@ class RemoteMachine(Exposed):
 
     def detach(self) -> None:
         self._users -= 1
-        if self._users == 0 and not self.waiting:
+        self.idle()
+
+    def idle(self) -> None:
+        """Nobody watches it: stop following it after ``linger`` seconds, unless someone does."""
+        if self._users == 0 and not self.waiting and self.linger is None:
             loop = asyncio.get_running_loop()
             self.linger = loop.call_later(self.gateway.linger, self.gateway.unfollow, self)
 
@@ -371,6 +375,8 @@ class Gateway:
         if remote._users or remote.waiting or self.machines.get(remote.id) is not remote:
             return
         del self.machines[remote.id]
+        remote.up = False
+        remote._reached()  # answers waiting for the chain get what is known
         if remote.nats_sub is not None:
             self._spawn(remote.nats_sub.unsubscribe())
 
@@ -404,6 +410,7 @@ class Gateway:
             remote.loading = None
             if snap is not None:
                 remote.load(snap)
+                remote.idle()  # (a mutation without a subscription needs it only briefly)
             elif not remote.loaded:
                 self._unknown(remote)  # never hosted: unknown at once
             else:  # its host is away: a new one announces itself on the diff subject
