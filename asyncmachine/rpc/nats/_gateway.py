@@ -179,14 +179,14 @@ class RemoteMachine(Exposed):
                 self.gateway.fetch(self)  # a gap (or a new host): the host's snapshot
                 return
             now = self.time.copy()
+            d = message.get("d")
             try:
-                p.apply_diff(now, message.get("d"))
+                p.apply_diff(now, d)  # checks every [index, delta] of it
             except ProtocolError:
                 self.gateway.fetch(self)
                 return
-            step = sorted(
-                [i, now[i] - self.time[i]] for i in range(len(now)) if now[i] != self.time[i]
-            )
+            assert isinstance(d, list)
+            step = sorted([int(i), int(delta)] for i, delta in d)
             qt = message.get("qt")
             self._set_latest(now, qt if p.is_int(qt) else self.qt, step, epoch=seq)
             self._keep(seq)
