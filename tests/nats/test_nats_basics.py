@@ -266,3 +266,35 @@ class _Stopper:
 
     async def stop(self) -> None:
         self.server.stop()
+
+
+async def test_resume_on_a_gateway_that_never_followed_the_machine(
+    nats_server: NatsServer, closing: list[Any]
+) -> None:
+    """A fresh gateway asks the host for the clock at the client's seq (``since``) and resumes
+    the client with a diff, too."""
+    mach = am.Machine(SCHEMA, id="fresh")
+    closing.append(await rpc.nats.expose(mach, nats_server.url))
+    first = rpc.Server(nats=nats_server.url)
+    second = rpc.Server(nats=nats_server.url)
+    for server in (first, second):
+        await server.start()
+        closing.append(server)
+    client = await rpc.Client(first.url, backoff=0.05).connect()
+    closing.append(client)
+    net = await client.machine("fresh")
+    await net.add1("A")
+    assert "fresh" not in second._gateway.machines  # the second one never heard of it
+    frames: list[dict[str, Any]] = []
+    original = client.session.receive
+
+    def spy(frame: str | bytes, now: float) -> None:
+        frames.append(rpc._protocol.decode(frame))
+        original(frame, now)
+
+    client.session.receive = spy  # type: ignore[method-assign]
+    client.url = second.url
+    await first.stop()
+    mach.add1("Multi")  # while it moves
+    await asyncio.wait_for(_until(net, lambda: list(net.time()) == list(mach.time())), 10)
+    assert "snap" not in [f["t"] for f in frames]
