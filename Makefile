@@ -39,7 +39,7 @@ pytest-pyodide: testdist
 		--ignore=tests/debugger/browser
 
 # the JS bridge in headless Chromium (Debian's /usr/bin/chromium)
-pytest-browser: site chromium
+pytest-browser: site chromium nats-server
 	$(PY) -m pytest tests/browser
 
 # the upload demo end to end in Chromium, in a pytest process of its own (the sync Playwright
