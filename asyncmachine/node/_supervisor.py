@@ -114,7 +114,8 @@ class _Handlers:
 
     def WorkerReleasedState(self, e: Event) -> None:
         entry = self.sup._entries[str(e.args["worker_id"])]
-        self.sup._spawn(self.sup._release(entry))
+        assert entry.client_id is not None
+        self.sup._spawn(self.sup._release(entry, entry.client_id))
 
     def ErrWorkerState(self, e: Event) -> None:
         # handled (the worker is being replaced): the error clears itself unless the pool's stays
@@ -150,7 +151,7 @@ class _ServerEvents:
         sup._pending.pop(cid, None)
         for entry in list(sup._entries.values()):
             if entry.client_id == cid:
-                sup._spawn(sup._release(entry))
+                sup._spawn(sup._release(entry, cid))
 
 
 class Supervisor:
@@ -531,7 +532,7 @@ class Supervisor:
         if cid not in self._clients or not self.server.send_payload(
             PAYLOAD_ASSIGNED, data, machine=self.mach.id, client=cid
         ):
-            await self._release(entry)  # the client left meanwhile
+            await self._release(entry, cid)  # the client left meanwhile
             return
         self.mach.add1(ss.WorkerProvided, {"worker_id": entry.id, "client_id": cid})
 
@@ -540,17 +541,20 @@ class Supervisor:
             self._pending[cid] = req
             self._pending.move_to_end(cid, last=False)
 
-    async def _release(self, entry: WorkerEntry) -> None:
-        """Take a worker back: its ``ServeClient`` ends (the token is revoked)."""
+    async def _release(self, entry: WorkerEntry, cid: str) -> None:
+        """Take a worker back from client ``cid``: its ``ServeClient`` ends (the token is
+        revoked); the worker refuses when it serves another client by then."""
         net = entry.net
-        if net is None or entry.killing is not None:
+        if net is None or entry.killing is not None or entry.client_id != cid:
             return
         try:
-            await asyncio.wait_for(net.remove1(ws.ServeClient), self.health_timeout)
+            await asyncio.wait_for(
+                net.remove1(ws.ServeClient, {"client_id": cid}), self.health_timeout
+            )
         except Exception as err:
             self._fail(entry, f"cannot release it ({err!r})")
             return
-        if net.not1(ws.ServeClient):
+        if net.not1(ws.ServeClient) and entry.client_id == cid:
             entry.client_id = None
             self._poke()
             self._serve()

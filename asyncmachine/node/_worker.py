@@ -69,6 +69,12 @@ class _WorkerHandlers:
         ctx = e.machine.new_state_ctx(ws.ServeClient)
         e.machine.fork(ctx, worker.expect_client(float(wait)))
 
+    def ServeClientExit(self, e: Event) -> bool:
+        # a release names the client it takes the worker from: a late one spares the next client
+        client_id = e.args.get("client_id")
+        assigned = self.worker.assigned
+        return client_id is None or assigned is None or client_id == assigned.client_id
+
     def ServeClientEnd(self, e: Event) -> None:
         self.worker.revoke()
         # a clean slate for the next client

@@ -15,7 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from conftest import WORKER_CMD, runs
+from node_support import WORKER_CMD, runs
 from worker_app import SCHEMA
 
 import asyncmachine as am

@@ -35,7 +35,9 @@ class Jobs:
             raise RuntimeError(f"job {job} failed")
         with open(Path(os.environ["NODE_TEST_DIR"]) / "runs", "a") as runs:
             runs.write(f"{job} {os.getpid()}\n")
-        e.machine.add1("ClientSendPayload", {"name": "done", "data": {"job": job, "hex": value.hex()}})
+        e.machine.add1(
+            "ClientSendPayload", {"name": "done", "data": {"job": job, "hex": value.hex()}}
+        )
         e.machine.add1("WorkReady")
 
 
