@@ -180,7 +180,7 @@ class Supervisor:
         discovery: Discovery | None = None,
         heartbeat: float = 1.0,
         health_timeout: float = 5.0,
-        conn_timeout: float = 5.0,
+        conn_timeout: float = 10.0,
         max_errors: int = 3,
         error_window: float = 60.0,
         max_start_failures: int = 3,
