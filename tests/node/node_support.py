@@ -8,6 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from asyncmachine import node
+
+SS = node.SupervisorStates()
+CS = node.ClientStates()
+WS = node.WorkerStates()
+BOOT = 20.0
+"""Seconds for a pool to become ready on a loaded 2-core machine (a safety net)."""
 HERE = Path(__file__).resolve().parent
 WORKER_CMD = [sys.executable, str(HERE / "worker_app.py")]
 FAST: dict[str, Any] = {

@@ -20,16 +20,11 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from node_support import HERE, alive, pids, runs, until
+from node_support import BOOT, CS, HERE, SS, WS, alive, pids, runs, until
 
 import asyncmachine as am
 from asyncmachine import node
 
-SS = node.SupervisorStates()
-CS = node.ClientStates()
-WS = node.WorkerStates()
-BOOT = 20.0
-"""Seconds for a pool to become ready on a loaded 2-core machine (a safety net)."""
 RECOVER = 15.0
 """The bound within which the pool is back to PoolReady with min ready workers."""
 

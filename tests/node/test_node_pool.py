@@ -15,17 +15,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from node_support import WORKER_CMD, runs
+from node_support import BOOT, CS, SS, WORKER_CMD, WS, runs
 from worker_app import SCHEMA
 
 import asyncmachine as am
 from asyncmachine import node, rpc
-
-SS = node.SupervisorStates()
-CS = node.ClientStates()
-WS = node.WorkerStates()
-BOOT = 20.0
-"""Seconds for a pool to become ready on a loaded 2-core machine (a safety net)."""
 
 
 class Payloads:
