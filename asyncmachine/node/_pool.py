@@ -46,6 +46,8 @@ class WorkerEntry:
     net: NetMachine | None = None
     client_id: str | None = None
     """The client it is assigned to (set before the worker hears of it: never assigned twice)."""
+    lease: str | None = None
+    """The assignment's id: a release names it, so a late one never ends the next assignment."""
     killing: str | None = None
     """Why it is being killed, once it is."""
     errors: deque[float] = field(default_factory=deque)

@@ -114,8 +114,8 @@ class _Handlers:
 
     def WorkerReleasedState(self, e: Event) -> None:
         entry = self.sup._entries[str(e.args["worker_id"])]
-        assert entry.client_id is not None
-        self.sup._spawn(self.sup._release(entry, entry.client_id))
+        assert entry.lease is not None
+        self.sup._spawn(self.sup._release(entry, entry.lease))
 
     def ErrWorkerState(self, e: Event) -> None:
         # handled (the worker is being replaced): the error clears itself unless the pool's stays
@@ -150,8 +150,8 @@ class _ServerEvents:
         sup._client_principals.pop(cid, None)
         sup._pending.pop(cid, None)
         for entry in list(sup._entries.values()):
-            if entry.client_id == cid:
-                sup._spawn(sup._release(entry, cid))
+            if entry.client_id == cid and entry.lease is not None:
+                sup._spawn(sup._release(entry, entry.lease))
 
 
 class Supervisor:
@@ -452,7 +452,7 @@ class Supervisor:
             return
         if ws.ServeClient in deactivated and entry.client_id is not None:
             log.info("worker %s released by %s", entry.id, entry.client_id)
-            entry.client_id = None
+            entry.client_id = entry.lease = None
         if EXCEPTION in activated:
             now = asyncio.get_running_loop().time()
             if entry.error(now, self.error_window) > self.max_errors:
@@ -509,14 +509,20 @@ class Supervisor:
                 return
             cid, req = pending.popitem(last=False)
             entry.client_id = cid  # taken: nobody else gets it meanwhile
-            self._spawn(self._assign(entry, cid, req))
+            entry.lease = lease = secrets.token_hex(6)
+            self._spawn(self._assign(entry, cid, req, lease))
         self._update_pool()
 
-    async def _assign(self, entry: WorkerEntry, cid: str, req: str) -> None:
+    async def _assign(self, entry: WorkerEntry, cid: str, req: str, lease: str) -> None:
         net = entry.net
         assert net is not None and self.server is not None
         token = secrets.token_urlsafe(24)
-        args = {"client_id": cid, "token": token, "connect_timeout": self.conn_timeout}
+        args = {
+            "client_id": cid,
+            "token": token,
+            "lease": lease,
+            "connect_timeout": self.conn_timeout,
+        }
         try:
             result = await asyncio.wait_for(net.add1(ws.ServeClient, args), self.health_timeout)
         except Exception as err:
@@ -524,7 +530,7 @@ class Supervisor:
             self._fail(entry, f"cannot assign it ({err!r})")
             return
         if result != Executed:
-            entry.client_id = None
+            entry.client_id = entry.lease = None
             self._requeue(cid, req)
             self._poke()
             return
@@ -532,7 +538,7 @@ class Supervisor:
         if cid not in self._clients or not self.server.send_payload(
             PAYLOAD_ASSIGNED, data, machine=self.mach.id, client=cid
         ):
-            await self._release(entry, cid)  # the client left meanwhile
+            await self._release(entry, lease)  # the client left meanwhile
             return
         self.mach.add1(ss.WorkerProvided, {"worker_id": entry.id, "client_id": cid})
 
@@ -541,21 +547,21 @@ class Supervisor:
             self._pending[cid] = req
             self._pending.move_to_end(cid, last=False)
 
-    async def _release(self, entry: WorkerEntry, cid: str) -> None:
-        """Take a worker back from client ``cid``: its ``ServeClient`` ends (the token is
-        revoked); the worker refuses when it serves another client by then."""
+    async def _release(self, entry: WorkerEntry, lease: str) -> None:
+        """End the assignment ``lease``: the worker's ``ServeClient`` ends (the token is
+        revoked); the worker refuses when it serves another assignment by then."""
         net = entry.net
-        if net is None or entry.killing is not None or entry.client_id != cid:
+        if net is None or entry.killing is not None or entry.lease != lease:
             return
         try:
             await asyncio.wait_for(
-                net.remove1(ws.ServeClient, {"client_id": cid}), self.health_timeout
+                net.remove1(ws.ServeClient, {"lease": lease}), self.health_timeout
             )
         except Exception as err:
             self._fail(entry, f"cannot release it ({err!r})")
             return
-        if net.not1(ws.ServeClient) and entry.client_id == cid:
-            entry.client_id = None
+        if net.not1(ws.ServeClient) and entry.lease == lease:
+            entry.client_id = entry.lease = None
             self._poke()
             self._serve()
 

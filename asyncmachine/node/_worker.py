@@ -46,9 +46,10 @@ CLIENT = "client"
 class _Assignment:
     """The client the supervisor assigned: its id, its token, its live connections."""
 
-    def __init__(self, client_id: str, token: str) -> None:
+    def __init__(self, client_id: str, token: str, lease: str) -> None:
         self.client_id = client_id
         self.token = token
+        self.lease = lease
         self.sessions: set[str] = set()
 
 
@@ -59,21 +60,21 @@ class _WorkerHandlers:
         self.worker = worker
 
     def ServeClientEnter(self, e: Event) -> bool:
-        client_id, token = e.args.get("client_id"), e.args.get("token")
-        return isinstance(client_id, str) and isinstance(token, str) and bool(client_id and token)
+        fields = [e.args.get(key) for key in ("client_id", "token", "lease")]
+        return all(isinstance(value, str) and value for value in fields)
 
     def ServeClientState(self, e: Event) -> None:
         worker = self.worker
-        worker.assigned = _Assignment(e.args["client_id"], e.args["token"])
+        worker.assigned = _Assignment(e.args["client_id"], e.args["token"], e.args["lease"])
         wait = e.args.get("connect_timeout", CLIENT_CONNECT_TIMEOUT)
         ctx = e.machine.new_state_ctx(ws.ServeClient)
         e.machine.fork(ctx, worker.expect_client(float(wait)))
 
     def ServeClientExit(self, e: Event) -> bool:
-        # a release names the client it takes the worker from: a late one spares the next client
-        client_id = e.args.get("client_id")
+        # a release names the assignment it ends: a late one spares the next assignment
+        lease = e.args.get("lease")
         assigned = self.worker.assigned
-        return client_id is None or assigned is None or client_id == assigned.client_id
+        return lease is None or assigned is None or lease == assigned.lease
 
     def ServeClientEnd(self, e: Event) -> None:
         self.worker.revoke()

@@ -208,3 +208,18 @@ async def test_a_supervisor_refuses_a_client_id_taken_by_another_principal(pool)
         await nobody.start([sup.url])
     for c in (alice, bob, nobody):
         await c.stop()
+
+
+async def test_release_and_request_at_once_never_ends_the_new_assignment(pool, clients) -> None:
+    sup = await pool(min=1, warm=0, max=1)
+    await asyncio.wait_for(sup.mach.when1(SS.PoolReady), BOOT)
+    client = clients("quick")
+    await client.start([sup.url])
+    for _ in range(8):
+        worker = await client.req_worker(timeout=10)
+        await client.release_worker()  # the next request races the release
+    worker = await client.req_worker(timeout=10)
+    await asyncio.sleep(0.5)  # what a late release would have ended by now
+    assert client.mach.is1(CS.WorkerReady) and client.mach.not1(CS.ErrWorker)
+    assert worker.is1(WS.ClientConnected)
+    assert [(w.status, w.client_id) for w in sup.workers()] == [("busy", "quick")]
