@@ -28,8 +28,9 @@ class WorkerStates(StatesBase):
     Healthcheck: str
     """The supervisor's liveness probe (multi): its tick must grow on every probe."""
     ServeClient: str
-    """The supervisor assigned a client (args ``client_id``, ``token``): only that client, with
-    that token, may connect until the state ends (the release)."""
+    """The supervisor assigned a client (args ``client_id``, ``token``, ``lease``: the
+    assignment's id): only that client, with that token, may connect until the state ends (the
+    release, which names the lease it ends)."""
     ClientConnected: str
     """The assigned client is connected."""
     Idle: str
