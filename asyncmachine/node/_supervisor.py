@@ -117,6 +117,11 @@ class _Handlers:
         assert entry.lease is not None
         self.sup._spawn(self.sup._release(entry, entry.lease))
 
+    def PoolReadyState(self, e: Event) -> None:
+        # PoolReady removed ErrPool: the pool's error is over
+        if e.machine.not1(ss.ErrWorker):
+            e.machine.remove1(EXCEPTION)
+
     def ErrWorkerState(self, e: Event) -> None:
         # handled (the worker is being replaced): the error clears itself unless the pool's stays
         if e.machine.is1(ss.ErrPool):
