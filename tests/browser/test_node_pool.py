@@ -119,8 +119,15 @@ def test_a_page_waits_for_a_busy_pool_within_its_timeout(
         const same = second.workerId === first.workerId;
         await second.release();
         const noKind = await bridge.requestWorker(am, url, {}).then(() => null, (e) => e.name);
-        return {late, same, noKind};
+        const other = await bridge.requestWorker(am, url, {kind: "nope", timeout: 3000})
+            .then(() => null, (e) => e.name);
+        return {late, same, noKind, other};
     }""",
         pool_server.sup.url,
     )
-    assert out == {"late": "TimeoutError", "same": True, "noKind": "TypeError"}
+    assert out == {
+        "late": "TimeoutError",
+        "same": True,
+        "noKind": "TypeError",
+        "other": "RpcError",
+    }
