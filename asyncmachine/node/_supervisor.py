@@ -35,6 +35,7 @@ from ..rpc import NO_ACCESS, ConnInfo, Policy, Principal
 from ..rpc import Client as RpcClient
 from ..rpc import ClientStates as RpcClientStates
 from ..rpc._auth import Authenticate
+from ._debug import debug_env
 from ._discovery import Discovery, StaticDiscovery
 from ._errors import PoolError, WorkerError
 from ._launch import Launch
@@ -221,6 +222,7 @@ class Supervisor:
         self.mach = Machine(SUPERVISOR_SCHEMA, id=supervisor_machine_id(kind))
         self.mach.verify_states(ss.names())
         self.mach.bind_handlers(_Handlers(self))
+        debug_env(self.mach)
         self.server: Server | None = None
         self._entries: dict[str, WorkerEntry] = {}
         self._pending: OrderedDict[str, str] = OrderedDict()

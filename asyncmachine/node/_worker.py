@@ -25,6 +25,7 @@ from .._schema import EXCEPTION, Schema, schema_merge
 from ..rpc import Client as RpcClient
 from ..rpc import ClientStates as RpcClientStates
 from ..rpc import ConnInfo, Policy, Principal, RpcError
+from ._debug import debug_env
 from ._launch import Launch
 from ._states import CLIENT_WORKER_STATES, WORKER_SCHEMA, WorkerStates, supervisor_machine_id
 
@@ -128,6 +129,7 @@ class Worker:
 
         self.server = Server([self.mach], authenticate=self._authenticate)
         self.server.mach.bind_handlers(_ServerEvents(self))
+        debug_env(self.mach)
 
     def _authenticate(self, token: str | None, conn: ConnInfo) -> Principal | None:
         if token is None:

@@ -15,7 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from node_support import BOOT, CS, SS, WORKER_CMD, WS, runs
+from node_support import BOOT, CS, SS, WORKER_CMD, WS, runs, until
 from worker_app import SCHEMA
 
 import asyncmachine as am
@@ -223,3 +223,24 @@ async def test_release_and_request_at_once_never_ends_the_new_assignment(pool, c
     assert client.mach.is1(CS.WorkerReady) and client.mach.not1(CS.ErrWorker)
     assert worker.is1(WS.ClientConnected)
     assert [(w.status, w.client_id) for w in sup.workers()] == [("busy", "quick")]
+
+
+async def test_am_dbg_sees_the_supervisor_and_its_workers(pool, monkeypatch) -> None:
+    from asyncmachine.debugger import DebugServer
+    from asyncmachine.telemetry import _debug_stream
+
+    dbg = DebugServer()
+    await dbg.start("127.0.0.1", 0)
+    monkeypatch.setenv("AM_DBG_ADDR", dbg.addr)  # the workers inherit it
+    try:
+        sup = await pool(min=1, warm=0, max=1)
+        await asyncio.wait_for(sup.mach.when1(SS.PoolReady), BOOT)
+        worker_id = sup.workers()[0].id
+        await until(
+            lambda: {"ns-test", worker_id} <= set(dbg.session.machines), 10, "both in am-dbg"
+        )
+    finally:
+        for stream in list(_debug_stream._streams.values()):
+            await stream.close()
+        _debug_stream._streams.clear()
+        await dbg.stop()
