@@ -46,9 +46,19 @@ async def pool(node_dir: Path) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     children = [
         p.name
         for p in Path("/proc").iterdir()
-        if p.name.isdigit() and parent(p) == os.getpid() and alive(int(p.name))
+        if p.name.isdigit()
+        and parent(p) == os.getpid()
+        and alive(int(p.name))
+        and b"_app.py" in _cmdline(p)  # this folder's programs (not, say, a test's browser)
     ]
     assert children == [], f"child processes left running: {children}"
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.fixture
