@@ -244,3 +244,20 @@ async def test_am_dbg_sees_the_supervisor_and_its_workers(pool, monkeypatch) -> 
             await stream.close()
         _debug_stream._streams.clear()
         await dbg.stop()
+
+
+async def test_a_stranger_cannot_join_the_pool(pool, node_dir) -> None:
+    """A worker started by hand (``--supervisor``, ``--id``, ``--secret``) that the supervisor
+    did not fork is refused and exits with status 1."""
+    sup = await pool(min=1, warm=0, max=2)
+    await asyncio.wait_for(sup.mach.when1(SS.PoolReady), BOOT)
+    known = [w.id for w in sup.workers()]
+    for worker_id in ("stranger", known[0]):  # an unknown id, and a known id without its secret
+        proc = await asyncio.create_subprocess_exec(
+            *WORKER_CMD, "--supervisor", sup.url, "--id", worker_id, "--secret", "guess",
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), BOOT)
+        assert proc.returncode == 1
+        assert b"cannot report" in err
+    assert [w.id for w in sup.workers()] == known
