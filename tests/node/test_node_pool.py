@@ -12,7 +12,6 @@ if sys.platform == "emscripten":
     pytest.skip("needs subprocesses and listening sockets", allow_module_level=True)
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from node_support import BOOT, CS, SS, WORKER_CMD, WS, runs, until
@@ -30,7 +29,7 @@ class Payloads:
         self.seen.append(dict(e.args))
 
 
-async def test_a_client_gets_a_worker_drives_it_and_gives_it_back(pool, clients) -> None:
+async def test_a_client_gets_a_worker_drives_it_and_gives_it_back(pool, clients, node_dir) -> None:
     sup = await pool(min=2, warm=1, max=3)
     await asyncio.wait_for(sup.mach.when([SS.PoolReady, SS.WorkersAvailable]), BOOT)
     assert sup.mach.not1(SS.PoolStarting)
@@ -53,7 +52,7 @@ async def test_a_client_gets_a_worker_drives_it_and_gives_it_back(pool, clients)
     await asyncio.wait_for(client.mach.when1(CS.WorkerPayload), 5)
     assert payloads.seen[0]["name"] == "done"
     assert payloads.seen[0]["data"]["job"] == "j1" and payloads.seen[0]["source"] == worker.id
-    assert runs(_dir()) == ["j1"]
+    assert runs(node_dir) == ["j1"]
 
     worker_id = worker.id
     await client.release_worker()
@@ -62,12 +61,6 @@ async def test_a_client_gets_a_worker_drives_it_and_gives_it_back(pool, clients)
     # a second request gets a worker again (maybe the same process, with a new token)
     again = await client.req_worker(timeout=10)
     assert again.is1(WS.ClientConnected)
-
-
-def _dir() -> Path:
-    import os
-
-    return Path(os.environ["NODE_TEST_DIR"])
 
 
 async def _status(sup: node.Supervisor, worker_id: str, status: str) -> None:
