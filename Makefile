@@ -97,6 +97,7 @@ bench: $(STAMP) site chromium
 	$(PY) -m bench.telemetry --out build/bench/telemetry.jsonl
 	$(PY) -m bench.pyodide --out build/bench/pyodide.jsonl
 	$(PY) -m bench.coldstart --out build/bench/coldstart.jsonl
+	$(PY) -m bench.node --out build/bench/node.jsonl
 	$(MAKE) bench-dbg
 	$(MAKE) bench-nats
 
