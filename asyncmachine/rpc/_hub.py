@@ -97,8 +97,6 @@ class Peer(Protocol):
 
     def machine_gone(self, sub: Subscription) -> None: ...
 
-    def close(self, code: int, reason: str) -> None: ...
-
 
 class Subscription:
     """One connection watching one machine, limited to ``names`` (the states it may see)."""

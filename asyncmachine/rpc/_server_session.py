@@ -207,10 +207,6 @@ class ServerSession:
             del self.subs[machine_id]
             self._error(p.E_UNKNOWN_MACHINE, "machine is gone", m=machine_id)
 
-    def close(self, code: int, reason: str) -> None:
-        """End the connection (the client reconnects): e.g. a remote machine's host is gone."""
-        self._close(code, reason)
-
     def _fits(self, frame: str) -> bool:
         limit = self.peer_max_frame
         # four UTF-8 bytes per character at most: most frames need no counting

@@ -231,7 +231,7 @@ class RemoteMachine(Exposed):
         self.up = False
         self._reached()
         for sub in list(self.subs):
-            sub.peer.close(CLOSE_HOST_DOWN, "host down")
+            sub.peer.end(CLOSE_HOST_DOWN, "host down")
 
     # ------------------------------------------------------------ requests to the host
 

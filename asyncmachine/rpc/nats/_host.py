@@ -72,7 +72,7 @@ class _Broadcast:
     def machine_gone(self, sub: Subscription) -> None:
         self.host.publish({"t": "down", "m": self.host.machine_id, "host": self.id})
 
-    def close(self, code: int, reason: str) -> None:
+    def end(self, code: int, reason: str) -> None:
         return None
 
 
