@@ -139,13 +139,7 @@ async def test_policies_apply_at_the_gateway(nats_server: NatsServer, closing: l
 async def test_resume_on_another_gateway_without_a_snapshot(
     nats_server: NatsServer, closing: list[Any]
 ) -> None:
-    mach = am.Machine(SCHEMA, id="resumed")
-    closing.append(await rpc.nats.expose(mach, nats_server.url))
-    first = rpc.Server(nats=nats_server.url)
-    second = rpc.Server(nats=nats_server.url)
-    for server in (first, second):
-        await server.start()
-        closing.append(server)
+    mach, first, second = await _host_and_two_gateways(nats_server, closing, "resumed")
     client = await rpc.Client(first.url).connect()
     closing.append(client)
     net = await client.machine("resumed")
@@ -175,6 +169,19 @@ async def test_resume_on_another_gateway_without_a_snapshot(
     kinds = [f["t"] for f in frames]
     assert "snap" not in kinds, kinds  # resumed with a diff
     assert net.seq > seq
+
+
+async def _host_and_two_gateways(
+    nats_server: NatsServer, closing: list[Any], machine_id: str
+) -> tuple[am.Machine, rpc.Server, rpc.Server]:
+    mach = am.Machine(SCHEMA, id=machine_id)
+    closing.append(await rpc.nats.expose(mach, nats_server.url))
+    first = rpc.Server(nats=nats_server.url)
+    second = rpc.Server(nats=nats_server.url)
+    for server in (first, second):
+        await server.start()
+        closing.append(server)
+    return mach, first, second
 
 
 async def _until(net: Any, check: Any) -> None:
@@ -273,13 +280,7 @@ async def test_resume_on_a_gateway_that_never_followed_the_machine(
 ) -> None:
     """A fresh gateway asks the host for the clock at the client's seq (``since``) and resumes
     the client with a diff, too."""
-    mach = am.Machine(SCHEMA, id="fresh")
-    closing.append(await rpc.nats.expose(mach, nats_server.url))
-    first = rpc.Server(nats=nats_server.url)
-    second = rpc.Server(nats=nats_server.url)
-    for server in (first, second):
-        await server.start()
-        closing.append(server)
+    mach, first, second = await _host_and_two_gateways(nats_server, closing, "fresh")
     client = await rpc.Client(first.url, backoff=0.05).connect()
     closing.append(client)
     net = await client.machine("fresh")
