@@ -76,7 +76,8 @@ site: $(STAMP) node
 	$(PIP_PYODIDE) -r tools/pyodide-requirements.txt -d build/pywheels
 	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
 	node tools/make_snapshot.mjs build/site/pyodide asyncmachine.diagram
-	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
+	cp web/asyncmachine.mjs web/asyncmachine.d.mts web/react.mjs web/react.d.mts web/persist.mjs \
+		web/persist.d.mts build/site/
 	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
 	mkdir -p build/site/inspector && cp asyncmachine/debugger/static/* build/site/inspector/
 	$(PY) tools/precompress.py build/site --brotli-quality $(BROTLI_QUALITY) --cache build/.precompress
