@@ -77,3 +77,16 @@ def test_the_python_half_serves_every_local_method() -> None:
     served = set(bridge._methods)
     assert {m.js for m in METHODS} - served == set()
     assert {"err", "log", "bind", "subscribe", "stateSignal", "dispose"} <= served
+
+
+def test_transition_types_in_the_declarations_are_the_bridges() -> None:
+    """``TransitionInfo.type``: a local transition's mutation type, or ``"remote"`` for a change
+    a remote machine's mirror received (``_remote.py`` publishes it)."""
+    dts = (WEB / "asyncmachine.d.mts").read_text(encoding="utf-8")
+    declared = re.search(r"interface TransitionInfo<[^{]*\{\s*type: ([^;]+);", dts)
+    assert declared is not None
+    kinds = set(re.findall(r'"(\w+)"', declared.group(1)))
+    local = {str(t) for t in am.MutationType if t is not am.MutationType.EVAL}
+    assert kinds == local | {"remote"}
+    remote = Path(am.__file__).parent / "_bridge" / "_remote.py"
+    assert '"type": "remote"' in remote.read_text(encoding="utf-8")
