@@ -31,12 +31,15 @@ Handlers = tuple[str, tuple["Entry", ...]]
 class Entry:
     """One handler of one binding."""
 
-    __slots__ = ("binding_id", "fn", "is_async", "num")
+    __slots__ = ("binding_id", "call", "fn", "is_async", "num")
 
     def __init__(self, num: int, binding_id: str, fn: Callable[..., Any], is_async: bool) -> None:
         self.num = num
         self.binding_id = binding_id
         self.fn = fn
+        """The handler."""
+        self.call = fn
+        """What the fast path calls: the handler, or the handler between tracer hooks."""
         self.is_async = is_async
 
 
@@ -95,11 +98,32 @@ class Dispatcher:
         """Handlers can be called without tracing, logging, timing or pair handlers."""
 
     def refresh(self) -> None:
-        """Recompute ``plain`` (after binding, or a change of tracers or log level)."""
+        """Recompute ``plain`` and what the fast path calls (after binding, or a change of
+        tracers or log level)."""
         obs = self.observer
-        self.plain = not (
-            self.has_pairs or obs.tracers or obs.level >= OPS or self.timeout is not None
-        )
+        self.plain = not (self.has_pairs or obs.level >= OPS or self.timeout is not None)
+        traced = "handler_start" in obs.hooks or "handler_end" in obs.hooks
+        for name, entries in self.by_name.items():
+            for entry in entries:
+                entry.call = self._traced(entry, name) if traced else entry.fn
+
+    def _traced(self, entry: Entry, name: str) -> Callable[[Any], Any]:
+        """``entry``'s handler between the tracers' ``handler_start`` and ``handler_end`` hooks
+        (the end also when it raises), so a traced machine keeps the fast path."""
+        obs, fn, binding_id = self.observer, entry.fn, entry.binding_id
+        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
+
+        def call(e: Any) -> Any:
+            tx = e.transition
+            if starts:
+                obs.trace("handler_start", tx, binding_id, name)
+            try:
+                return fn(e)
+            finally:
+                if ends:
+                    obs.trace("handler_end", tx, binding_id, name)
+
+        return call
 
     # ------------------------------------------------------------------ binding
 
@@ -173,7 +197,7 @@ class Dispatcher:
                         name = handlers[0]
                         e = event(owner, name, tx)
                         for entry in handlers[1]:
-                            if entry.fn(e) is False:
+                            if entry.call(e) is False:
                                 return name
             table = self.enter
             if table:
@@ -183,14 +207,14 @@ class Dispatcher:
                         name = handlers[0]
                         e = event(owner, name, tx)
                         for entry in handlers[1]:
-                            if entry.fn(e) is False:
+                            if entry.call(e) is False:
                                 return name
             handlers = self.any_enter
             if handlers is not None:
                 name = "AnyEnter"
                 e = event(owner, name, tx)
                 for entry in handlers[1]:
-                    if entry.fn(e) is False:
+                    if entry.call(e) is False:
                         return name
         except Exception as err:
             self.errors.append((name, err))
@@ -279,9 +303,9 @@ class Dispatcher:
         for entry in entries:
             try:
                 if entry.is_async:
-                    self.spawn(name, entry.fn(e))
+                    self.spawn(name, entry.call(e))
                 else:
-                    entry.fn(e)
+                    entry.call(e)
             except Exception as err:
                 self.errors.append((name, err))
                 ok = False
@@ -302,11 +326,14 @@ class Dispatcher:
         obs = self.observer
         e = self.event(self.owner, name, tx)
         timeout = self.timeout
+        starts, ends = "handler_start" in obs.hooks, "handler_end" in obs.hooks
+        logs = obs.level >= OPS
         ok, first_err = True, None
         for entry in entries:
-            if obs.tracers:
+            if starts:
                 obs.trace("handler_start", tx, entry.binding_id, name)
-            obs.log(OPS, f"[handler:{entry.num}] {name}")
+            if logs:
+                obs.log(OPS, f"[handler:{entry.num}] {name}")
             started = time.monotonic() if timeout is not None else 0.0
             err: Exception | None = None
             try:
@@ -320,7 +347,7 @@ class Dispatcher:
             except Exception as raised:
                 err = raised
                 self.errors.append((name, raised))
-            if obs.tracers:
+            if ends:
                 obs.trace("handler_end", tx, entry.binding_id, name)
             if err is not None:
                 ok, first_err = False, first_err or err

@@ -140,7 +140,7 @@ class Engine:
         self.dispatcher.refresh()
         self.lean = not (
             self.dispatcher.by_name
-            or obs.tracers
+            or obs.traced
             or obs.breakpoints
             or obs.level >= CHANGES
             or self.on_change
@@ -175,7 +175,7 @@ class Engine:
                 source,
             )
             obs = self.observer
-            if obs.tracers or obs.level >= OPS:
+            if obs.traced or obs.level >= OPS:
                 mut = Mutation(*fields)
                 self._queued(mut)
                 return self.process(mtype, called, mut)
@@ -266,7 +266,7 @@ class Engine:
 
     def _queued(self, mut: Mutation) -> None:
         obs = self.observer
-        if obs.tracers:
+        if "mutation_queued" in obs.hooks:
             obs.trace("mutation_queued", self.owner, mut)
         if obs.level >= OPS:
             called = " ".join(mut.called)
@@ -275,7 +275,7 @@ class Engine:
     def _prepend(self, mut: Mutation) -> None:
         self.queue.prepend(mut)
         obs = self.observer
-        if obs.tracers:
+        if "mutation_queued" in obs.hooks:
             obs.trace("mutation_queued", self.owner, mut)
         if obs.level >= OPS:
             obs.log(OPS, f"[prepend:{mut.type}] {' '.join(mut.called)}")
@@ -322,7 +322,7 @@ class Engine:
         finally:
             self.running = False
             self.tx = None
-        if self.observer.tracers:
+        if "queue_end" in self.observer.hooks:
             self.observer.trace("queue_end", self.owner)
         if subs.queue_ends:
             subs.queue_ended()
@@ -413,8 +413,10 @@ class Engine:
         if tx is not None:
             tx._target, tx._exits, tx._enters = target, exits, enters
             tx.is_accepted = accepted
-            if obs.tracers:
+            hooks = obs.hooks
+            if "transition_init" in hooks:
                 obs.trace("transition_init", tx)
+            if "transition_start" in hooks:
                 obs.trace("transition_start", tx)
 
         # negotiation (docs/semantics.md#negotiation)
@@ -476,7 +478,7 @@ class Engine:
                 if mtype is REMOVE and not clock.active_set.isdisjoint(called):
                     return Canceled
                 return Executed
-            if obs.tracers:
+            if "transition_finals" in obs.hooks:
                 obs.trace("transition_finals", tx)
 
             # finals (docs/semantics.md#final-handlers)
@@ -521,7 +523,7 @@ class Engine:
             if ok and not is_auto and self.autos and self._autos_follow(mtype, called):
                 self._schedule_auto()
         tx.is_completed = True
-        if self.on_change or obs.tracers:
+        if self.on_change or obs.traced:
             self._end(tx)
         if subs.count and (changed or subs.queries):
             now = clock.active_set
@@ -535,7 +537,7 @@ class Engine:
             before, after = tx.time_before, tx.time_after
             for fn in self.on_change:
                 fn(self.owner, before, after)
-        if self.observer.tracers:
+        if "transition_end" in self.observer.hooks:
             self.observer.trace("transition_end", tx)
 
     def _autos_follow(self, mtype: MutationType, called: Sequence[str]) -> bool:

@@ -24,7 +24,7 @@ from ._queue import MutationQueue
 from ._result import Canceled, Result
 from ._schema import EXCEPTION, Schema, State, parse_schema
 from ._subscriptions import Subscriptions
-from ._tracer import Tracer
+from ._tracer import CREATION_HOOKS, Tracer
 from ._transition import Explanation, Mutation, MutationSource, MutationType, Transition
 from ._view import ClockView
 from ._waiter import Waiter, cancelled_waiter, resolved_waiter
@@ -123,6 +123,11 @@ class Machine(ClockView):
         obs.trace("machine_init", self)
         if isinstance(parent, Machine):
             parent._observer.trace("new_submachine", parent, self)
+        for hook in list(CREATION_HOOKS):
+            try:
+                hook(self)
+            except Exception as err:
+                obs.error(f"[error:tracer] machine hook {hook!r} raised {err!r}")
         for conflict in conflicts:
             self.add_err(SchemaError(conflict))
 

@@ -2,14 +2,15 @@
 
 See docs/semantics.md#logging and #tracers.
 
-The engine asks the observer before doing any of this work (``level``, ``tracers``), so an
-unobserved machine pays one comparison per transition.
+The engine asks the observer before doing any of this work (``level``, ``traced``, ``hooks``),
+so an unobserved machine pays one comparison per transition, and a tracer pays only for the hooks
+it overrides.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ._log import (
@@ -22,7 +23,7 @@ from ._log import (
     format_args,
     log_args,
 )
-from ._tracer import Tracer
+from ._tracer import HOOKS, TRANSITION_HOOKS, Tracer
 
 ROOT_LOGGER = "asyncmachine"
 """The stdlib logger every machine's own logger (``asyncmachine.<id>``) is a child of."""
@@ -57,11 +58,13 @@ class Observer:
         "args_mapper",
         "breakpoints",
         "disposed",
+        "hooks",
         "level",
         "logger",
         "machine_id",
         "owner",
         "prefix",
+        "traced",
         "tracers",
     )
 
@@ -90,6 +93,11 @@ class Observer:
             raise ValueError(f"log_id must be True, False or 'full', not {log_id!r}")
         self.args_mapper: ArgsMapper | None = None
         self.tracers: list[Tracer] = list(tracers)
+        self.hooks: dict[str, tuple[Callable[..., object], ...]] = {}
+        """Per hook name, the bound hooks of the tracers that override it (and only those)."""
+        self.traced = False
+        """Some tracer watches mutations or transitions (the engine must build their objects)."""
+        self._rehook()
         self.breakpoints: list[Breakpoint] = []
         self.disposed = False
         self._stdlib: logging.Logger | None = None
@@ -151,15 +159,17 @@ class Observer:
     # ------------------------------------------------------------------ tracers
 
     def trace(self, hook: str, *args: Any) -> None:
-        """Call ``hook`` on every tracer; a raising tracer is reported, never propagated."""
-        for tracer in list(self.tracers):
+        """Call ``hook`` on the tracers that override it; a raising one is reported, not raised."""
+        for fn in self.hooks.get(hook, ()):
             try:
-                getattr(tracer, hook)(*args)
+                fn(*args)
             except Exception as err:
-                self.error(f"[error:tracer] {type(tracer).__name__}.{hook} raised {err!r}")
+                owner = type(getattr(fn, "__self__", fn)).__name__
+                self.error(f"[error:tracer] {owner}.{hook} raised {err!r}")
 
     def bind(self, tracer: Tracer) -> None:
         self.tracers.append(tracer)
+        self._rehook()
         self.log(OPS, f"[tracers] bind {type(tracer).__name__}")
 
     def detach(self, tracer: Tracer) -> None:
@@ -167,6 +177,18 @@ class Observer:
             self.tracers.remove(tracer)
         except ValueError:
             raise KeyError(f"tracer not bound: {tracer!r}") from None
+        self._rehook()
+
+    def _rehook(self) -> None:
+        """Index the overridden hooks, so a tracer costs only the hooks it implements."""
+        hooks: dict[str, list[Callable[..., object]]] = {}
+        for tracer in self.tracers:
+            for name in HOOKS:
+                fn = getattr(tracer, name, None)
+                if fn is not None and getattr(fn, "__func__", None) is not getattr(Tracer, name):
+                    hooks.setdefault(name, []).append(fn)
+        self.hooks = {name: tuple(fns) for name, fns in hooks.items()}
+        self.traced = not TRANSITION_HOOKS.isdisjoint(self.hooks)
 
     # ------------------------------------------------------------------ breakpoints
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._transition import Mutation, Transition
@@ -57,3 +58,38 @@ class Tracer:
 
     def breakpoint(self, mach: Any, tx: Transition) -> None:
         """``tx`` hit a breakpoint set with ``add_breakpoint()``."""
+
+
+HOOKS = tuple(name for name in vars(Tracer) if not name.startswith("_"))
+"""Every hook a tracer can override."""
+
+TRANSITION_HOOKS = frozenset(HOOKS) - {
+    "machine_init",
+    "machine_dispose",
+    "new_submachine",
+    "verify_states",
+    "schema_change",
+}
+"""The hooks that watch mutations and transitions (the rest watch the machine's life)."""
+
+
+MachineHook = Callable[[Any], None]
+
+CREATION_HOOKS: list[MachineHook] = []
+"""Process-wide: called with every machine built (see :func:`on_machine_created`)."""
+
+
+def on_machine_created(fn: MachineHook) -> Callable[[], None]:
+    """Call ``fn(mach)`` for every machine built from now on, in this process; returns the remover.
+
+    For recorders that must see every machine, not only instrumented ones (the pytest plugin's
+    ``--am-trace``). The hook runs at the end of the constructor, after ``machine_init``; one that
+    raises is logged on the machine and never breaks its construction.
+    """
+    CREATION_HOOKS.append(fn)
+
+    def remove() -> None:
+        if fn in CREATION_HOOKS:
+            CREATION_HOOKS.remove(fn)
+
+    return remove

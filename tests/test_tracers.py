@@ -229,3 +229,119 @@ def test_lifecycle_hooks() -> None:
     assert ("verify_states", (parent,)) in t.raw
     parent.dispose()
     assert t.raw[-1] == ("machine_dispose", (parent.id,))
+
+
+class HandlersOnly(am.Tracer):
+    """Overrides only the handler hooks."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def handler_start(self, tx: Any, binding_id: str, handler_name: str) -> None:
+        self.calls.append(f"start:{handler_name}")
+
+    def handler_end(self, tx: Any, binding_id: str, handler_name: str) -> None:
+        self.calls.append(f"end:{handler_name}")
+
+
+def test_handler_hooks_wrap_refusing_and_raising_handlers() -> None:
+    """On a machine that logs nothing, handler hooks still pair up around every call, also
+    around a handler that refuses and one that raises (its end is reported before the error)."""
+    t = HandlersOnly()
+    mach = am.Machine(dict(NO_RELS), tracers=(t,))
+
+    def b_enter(e: am.Event) -> bool:
+        return False
+
+    def c_state(e: am.Event) -> None:
+        raise ValueError("boom")
+
+    mach.bind_handlers(
+        SimpleNamespace(
+            AExit=lambda e: None, BEnter=b_enter, CState=c_state, AnyEnter=lambda e: None
+        )
+    )
+    mach.add1("A")
+    t.calls.clear()
+    assert mach.add1("B") == am.Canceled
+    assert t.calls == ["start:BEnter", "end:BEnter"]
+    t.calls.clear()
+    mach.remove1("A")
+    assert t.calls == ["start:AExit", "end:AExit", "start:AnyEnter", "end:AnyEnter"]
+    t.calls.clear()
+    mach.add1("C")
+    assert t.calls[:4] == ["start:AnyEnter", "end:AnyEnter", "start:CState", "end:CState"]
+    assert mach.is_err()
+
+
+def test_a_tracer_pays_only_for_the_hooks_it_overrides() -> None:
+    """A tracer with only life-cycle hooks leaves transitions unobserved; one transition hook
+    makes them observed; detaching it makes them unobserved again."""
+
+    class LifeOnly(am.Tracer):
+        def machine_dispose(self, mach_id: str) -> None:
+            pass
+
+    class EndOnly(am.Tracer):
+        def transition_end(self, tx: Any) -> None:
+            pass
+
+    mach = am.Machine(dict(NO_RELS), tracers=(LifeOnly(), am.Tracer()))
+    observer = mach._observer
+    assert not observer.traced and set(observer.hooks) == {"machine_dispose"}
+    end = EndOnly()
+    mach.bind_tracer(end)
+    assert observer.traced and set(observer.hooks) == {"machine_dispose", "transition_end"}
+    mach.detach_tracer(end)
+    assert not observer.traced
+
+
+def test_a_duck_typed_tracer_is_called_for_what_it_has() -> None:
+    """A tracer that does not subclass am.Tracer gets the hooks it defines, no errors for the
+    ones it lacks."""
+
+    class Duck:
+        def __init__(self) -> None:
+            self.ends = 0
+
+        def transition_end(self, tx: Any) -> None:
+            self.ends += 1
+
+    lines: list[str] = []
+    duck = Duck()
+    mach = am.Machine(dict(NO_RELS), logger=lambda lvl, msg: lines.append(msg))
+    mach.bind_tracer(duck)  # type: ignore[arg-type]
+    mach.add1("A")
+    mach.remove1("A")
+    assert duck.ends == 2
+    assert not [line for line in lines if "error" in line]
+
+
+def test_creation_hooks_see_every_machine_until_removed() -> None:
+    """``on_machine_created``: every machine built while the hook is on, after ``machine_init``;
+    a raising hook is logged on the machine and never breaks its construction."""
+    from asyncmachine._tracer import on_machine_created
+
+    seen: list[str] = []
+    remove = on_machine_created(lambda mach: seen.append(mach.id))
+
+    def bad(mach: am.Machine) -> None:
+        raise RuntimeError("hook boom")
+
+    remove_bad = on_machine_created(bad)
+    lines: list[str] = []
+    try:
+        parent = am.Machine(
+            dict(NO_RELS),
+            id="p",
+            logger=lambda lvl, msg: lines.append(msg),
+            log_level=am.LogLevel.CHANGES,
+        )
+        am.Machine(dict(NO_RELS), id="c", parent=parent, logger=lambda lvl, msg: None)
+    finally:
+        remove()
+        remove_bad()
+    am.Machine(dict(NO_RELS), id="after")
+    assert seen == ["p", "c"]
+    assert any("hook boom" in line for line in lines)
+    assert parent.add1("A") == am.Executed

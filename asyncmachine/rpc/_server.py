@@ -15,7 +15,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from http import HTTPStatus
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server as _WsServer
@@ -28,8 +28,12 @@ from . import _protocol as p
 from ._auth import Authenticate
 from ._hub import Exposed, Hub
 from ._idempotency import IdempotencyStore
+from ._metrics import ServerMetrics
 from ._server_session import ServerSession
 from ._states import ServerStates
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("asyncmachine.rpc")
 
@@ -161,8 +165,9 @@ class Server:
     ``Origin`` of browser connections (refused with HTTP 403, logged). ``path`` restricts the
     endpoint's path (others get HTTP 404). ``idempotency`` is where mutation keys live (default:
     with each exposed machine; ``SqliteIdempotency`` survives restarts). ``http`` answers plain
-    HTTP requests on the same port first (e.g. the demo's static files). ``server.mach`` is the
-    server's own machine (:class:`ServerStates`).
+    HTTP requests on the same port first (e.g. the demo's static files). ``metrics=True`` serves
+    Prometheus metrics of the served machines at ``GET /metrics`` on the same port (needs
+    ``prometheus-client``). ``server.mach`` is the server's own machine (:class:`ServerStates`).
     """
 
     def __init__(
@@ -181,6 +186,7 @@ class Server:
         idempotency: IdempotencyStore | None = None,
         http: HttpHandler | None = None,
         server_id: str | None = None,
+        metrics: bool = False,
     ) -> None:
         if max_frame < p.MIN_FRAME:
             raise ValueError(f"max_frame must be at least {p.MIN_FRAME} bytes")
@@ -199,6 +205,7 @@ class Server:
         self.allowed_origins = None if allowed_origins is None else list(allowed_origins)
         self.path = path
         self._http = http
+        self._metrics = ServerMetrics() if metrics else None
         self._ws: _WsServer | None = None
         self._conns: dict[ServerSession, _Connection] = {}
         self.host = ""
@@ -236,10 +243,21 @@ class Server:
 
     def expose(self, mach: Machine, machine_id: str | None = None) -> str:
         """Make ``mach`` reachable as ``machine_id`` (default: its id)."""
-        return self.hub.expose(mach, machine_id)
+        machine_id = self.hub.expose(mach, machine_id)
+        if self._metrics is not None and self._ws is not None:
+            self._metrics.track(mach)
+        return machine_id
 
     def unexpose(self, machine_id: str) -> None:
+        exposed = self.hub.exposed.get(machine_id)
         self.hub.unexpose(machine_id)
+        if self._metrics is not None and self._ws is not None and exposed is not None:
+            self._metrics.untrack(exposed.mach)
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """With ``metrics=True``, the registry ``/metrics`` shows (e.g. to push it)."""
+        return None if self._metrics is None else self._metrics.registry
 
     def send_payload(
         self,
@@ -288,6 +306,9 @@ class Server:
             raise
         sock = next(iter(self._ws.sockets))
         self.host, self.port = sock.getsockname()[:2]
+        if self._metrics is not None:
+            for mach in [self.mach, *(exposed.mach for exposed in self.exposed.values())]:
+                self._metrics.track(mach)
         self.mach.add1(ss.RpcReady)
 
     @property
@@ -300,6 +321,8 @@ class Server:
         if self._ws is None:
             return
         ws, self._ws = self._ws, None
+        if self._metrics is not None:
+            self._metrics.close()
         self.mach.remove1(ss.Start)
         ws.close(close_connections=True)
         # a browser's idle spare connection sits in its opening handshake until open_timeout
@@ -333,6 +356,10 @@ class Server:
                 answer = await answer
             if answer is not None:
                 return answer
+        if self._metrics is not None:
+            metrics = self._metrics.respond(request)
+            if metrics is not None:
+                return metrics
         path = urlsplit(request.path).path
         if self.path is not None and path != self.path:
             return _refusal(conn, HTTPStatus.NOT_FOUND, f"no RPC endpoint at {path[:100]}")

@@ -4,10 +4,11 @@ The pytest plugin (``asyncmachine.testing``) records the machines of each test t
 writes them to a session file when the test fails; a page records its own machines the same way
 (the JS bridge's ``debug: "record"``), and the plugin collects them.
 
-``machine_created(mach)`` is the global hook: ``telemetry.debug`` and ``mach_debug_env`` call it
-for every machine they see (machines instrumented for am-dbg are recorded even when
-``AM_DBG_ADDR`` is not set), so do the JS bridge and ``record``. Hooks are added with
-``add_machine_hook``. No I/O here.
+Hooks added with ``add_machine_hook`` see every machine built while they are added (the core's
+``on_machine_created``), and every machine passed to ``machine_created``: ``telemetry.debug`` and
+``mach_debug_env`` call it for the machines they see (machines made before the hook, instrumented
+for am-dbg, are recorded even when ``AM_DBG_ADDR`` is not set), so do the JS bridge and
+``record``. No I/O here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._schema import schema_to_dict
+from .._tracer import on_machine_created
 from ._debug import PROTOCOL_VERSION, DebugTracer, Outbox, encode, now_ms, process_info
 
 if TYPE_CHECKING:
@@ -30,10 +32,13 @@ _hooks: list[MachineHook] = []
 
 
 def add_machine_hook(fn: MachineHook) -> Callable[[], None]:
-    """Call ``fn(mach)`` for every machine seen by ``machine_created``; returns the remover."""
+    """Call ``fn(mach)`` for every machine built from now on and every machine seen by
+    ``machine_created`` (so ``fn`` must accept the same machine twice); returns the remover."""
     _hooks.append(fn)
+    remove_created = on_machine_created(fn)
 
     def remove() -> None:
+        remove_created()
         if fn in _hooks:
             _hooks.remove(fn)
 
@@ -57,7 +62,7 @@ class Recorder:
 
     def record(self, mach: Machine) -> None:
         """Start recording ``mach`` (and the submachines made with it); once per machine."""
-        if mach not in self._machines and not mach.is_disposed:
+        if not mach.is_disposed and not self.recorded(mach):
             self._machines.add(mach)
             DebugTracer(mach, self.outbox, log=True)
 

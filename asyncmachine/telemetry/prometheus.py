@@ -12,8 +12,8 @@ costs a few integer additions and no lock. Metrics (all with the label ``machine
 - ``am_handlers_total``: handler calls;
 - ``am_transition_seconds``: a histogram of the wall time of the transitions above (buckets
   from 10 µs to 1 s);
-- ``am_states_active`` / ``am_states_inactive``: how many states are (in)active after the last
-  transition; ``am_queue_size``: the queue length when the last transition started;
+- ``am_states_active`` / ``am_states_inactive``: how many states are (in)active (read when
+  collected); ``am_queue_size``: the queue length when the last transition started;
 - ``am_states``, ``am_relations``, ``am_ref_states``: the schema's states, non-empty relation
   lists, and state references inside relations.
 
@@ -153,13 +153,19 @@ class MachMetrics(Tracer):
             self.transitions += 1
             self.states_added += len(tx.enters)
             self.states_removed += len(tx.exits)
-            self.states_active = len(tx.target_states)
         elif mut.is_auto:
             return  # an auto transition with nothing to do is not a cancellation
         else:
             self.canceled += 1
         self.buckets[bisect_left(BUCKETS, elapsed)] += 1
         self.seconds_sum += elapsed
+
+    def active_count(self) -> int:
+        """Active states now (read at collection, not per transition: a gauge needs no more)."""
+        mach = self._mach()
+        if mach is not None and not self.disposed:
+            self.states_active = len(mach.active_states())
+        return self.states_active
 
     def schema_change(self, mach: Machine, old_schema: dict[str, Any]) -> None:
         self._count_schema(mach)
@@ -209,11 +215,11 @@ def _families(machines: list[MachMetrics]) -> Iterator[Metric]:
         ("am_handlers", "Handler calls.", lambda m: m.handlers),
     ]
     gauges: list[tuple[str, str, Callable[[MachMetrics], float]]] = [
-        ("am_states_active", "Active states after the last transition.", lambda m: m.states_active),
+        ("am_states_active", "Active states now.", lambda m: m.active_count()),
         (
             "am_states_inactive",
-            "Inactive states after the last transition.",
-            lambda m: m.states - m.states_active,
+            "Inactive states now.",
+            lambda m: m.states - m.active_count(),
         ),
         ("am_queue_size", "Queue length when the last transition started.", lambda m: m.queue_size),
         ("am_states", "States in the schema.", lambda m: m.states),

@@ -5,11 +5,12 @@ fails, writes them to ``test-results/<test>/am-dbg.jsonl.gz``: open it in the in
 Open button, or ``am-dbg --import FILE``) to step through what the machines did up to the
 failure. ``--am-trace=on`` keeps a file for every test; ``--am-trace-output DIR`` moves them.
 
-Which machines: those instrumented for am-dbg (``telemetry.mach_debug_env`` or
-``telemetry.debug``, recorded whether or not ``AM_DBG_ADDR`` is set), their submachines, the
-machines of pages driven by ``asyncmachine.testing.playwright`` (recorded from the first helper
-call on), and, as a snapshot without history, any other machine that the failing test's frames
-or fixtures hold. Loaded through the ``pytest11`` entry point; off unless asked for.
+Which machines: every machine built while the plugin is on (from its construction), those
+instrumented for am-dbg before that (``telemetry.mach_debug_env`` or ``telemetry.debug``), their
+submachines, the machines of pages driven by ``asyncmachine.testing.playwright`` (recorded from
+the first helper call on), and, as a snapshot without history, any other machine that the
+failing test's frames or fixtures hold. Loaded through the ``pytest11`` entry point; off unless
+asked for.
 """
 
 from __future__ import annotations

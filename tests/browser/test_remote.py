@@ -95,8 +95,7 @@ def test_dry_runs_and_errors_are_promises_answered_by_the_server(
 ) -> None:
     page, _ = bridge_page
     connect(page, rpc_server.server.url, "dry")
-    # the tests before leave Busy active (or not: Idle is auto); these dry runs start from Idle
-    rpc_server.run(lambda: rpc_server.machine.remove1("Busy"))
+    rpc_server.run(lambda: rpc_server.machine.remove1("Busy"))  # earlier tests may have added it
     before = rpc_server.run(rpc_server.machine.clock)
     out = page.evaluate(
         """async () => {

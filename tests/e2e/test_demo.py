@@ -180,6 +180,21 @@ async def test_remote_round_trip(tabs: tuple[Page, Page], timings: dict[str, flo
     assert statistics.median(times) < 500
 
 
+async def test_a_phone_screen_has_no_sideways_scroll(tabs: tuple[Page, Page]) -> None:
+    """At 390 px (a phone), in remote mode (the longer mode label is chosen), nothing overflows
+    the page's width."""
+    page = tabs[0]
+    before = page.viewport_size
+    await page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        widths = await page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+    finally:
+        await page.set_viewport_size(before)
+    assert widths[0] <= widths[1], f"page is {widths[0]} px wide in a {widths[1]} px viewport"
+
+
 async def test_server_restart(tabs: tuple[Page, Page], demo: Any, watch: Any) -> None:
     watch.expected.append(REFUSED_SOCKET)  # reconnect attempts while the server is down
     await demo.stop()

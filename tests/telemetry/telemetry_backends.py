@@ -90,6 +90,17 @@ class Prometheus:
         result: list[dict[str, Any]] = data["data"]["result"]
         return result
 
+    async def poll(
+        self, promql: str, done: Callable[[list[dict[str, Any]]], bool]
+    ) -> list[dict[str, Any]]:
+        """Query until ``done(result)``: Prometheus scrapes on its own schedule."""
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                result = await self.query(promql)
+                if done(result):
+                    return result
+                await asyncio.sleep(0.1)
+
 
 @dataclass
 class Request:

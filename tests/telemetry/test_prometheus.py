@@ -14,7 +14,6 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry
@@ -279,10 +278,10 @@ async def test_real_prometheus_scrapes_transitions(
         mach.toggle1("A")
     prom = prom_server([f"127.0.0.1:{metrics.server.port}"])
     query = 'am_transitions_total{machine_id="scraped-by-prometheus"}'
-    result = await poll(prom, query, lambda r: bool(r) and r[0]["value"][1] == "21")
+    result = await prom.poll(query, lambda r: bool(r) and r[0]["value"][1] == "21")
     assert result[0]["metric"]["job"] == "am"
     mach.add1("A")  # one more, on the next scrape
-    await poll(prom, query, lambda r: bool(r) and r[0]["value"][1] == "22")
+    await prom.poll(query, lambda r: bool(r) and r[0]["value"][1] == "22")
     count = await prom.query('am_transition_seconds_count{machine_id="scraped-by-prometheus"}')
     assert count and count[0]["value"][1] == "22"
 
@@ -291,18 +290,6 @@ def prometheus_env(mach: am.Machine) -> prometheus.MachMetrics:
     metrics = prometheus.mach_metrics_env(mach)
     assert metrics is not None
     return metrics
-
-
-async def poll(
-    prom: Prometheus, query: str, done: Callable[[list[dict[str, Any]]], bool]
-) -> list[dict[str, Any]]:
-    """Query until ``done(result)``: Prometheus scrapes on its own schedule."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            result = await prom.query(query)
-            if done(result):
-                return result
-            await asyncio.sleep(0.1)
 
 
 async def test_real_pushgateway(env: pytest.MonkeyPatch, pushgateway: str) -> None:
