@@ -364,13 +364,15 @@ class MachineBridge(Bridge):
         """A Python handler calling the page's. The page answers its handler's return value, an
         error envelope (it threw) or a Promise of ``null`` or an envelope (an async handler)."""
         final = is_final(name)
-        state = name[: -len("State")] if name.endswith("State") else ""
         m = self.machine
+        # FooState's e.signal follows Foo (bind_handlers refuses names of missing states)
+        state = name[: -len("State")] if name.endswith("State") else ""
+        state = state if state and m.has1(state) else ""
 
         def handler(e: Event) -> Any:
             info = transition_info(e.transition)
             info["name"] = e.name
-            if state in m.state_names():
+            if state:
                 info["signal"] = {"state": state, "tick": m.tick(state)}
             ret = self.notify("handler", binding_id, dumps(info))
             if isinstance(ret, str):
@@ -382,7 +384,7 @@ class MachineBridge(Bridge):
                     f"negotiation handler {name} returned a Promise; negotiation must decide "
                     "synchronously (return true or false)"
                 )
-            ctx = m.new_state_ctx(state) if state in m.state_names() else Ctx.background()
+            ctx = m.new_state_ctx(state) if state else Ctx.background()
             m.fork(ctx, _settled(ret))
             return None
 

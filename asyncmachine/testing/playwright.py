@@ -266,20 +266,12 @@ async def _mutate(
     params = {"args": None if args is None else dict(args), "timeoutMs": timeout * 1e3}
     try:
         return Result(int(await _call(page, machine_id, expression, names, params, False)))
-    except _Late as late:
+    except TimeoutError as late:
         raise TimeoutError(
             f"machine {machine_id!r}: {expression.split('(')[0][2:]}({', '.join(names)}) got no "
             f"answer within {timeout:g} s (a remote machine's server did not answer; its "
-            f"connection: {late.states})"
+            f"connection: {late})"
         ) from None
-
-
-class _Late(Exception):
-    """A remote machine's answer did not come in time."""
-
-    def __init__(self, states: str) -> None:
-        super().__init__(states)
-        self.states = states
 
 
 async def _call(
@@ -302,8 +294,8 @@ async def _call(
         raise LookupError(f"no machine {machine_id!r} in the page (live machines: {live})")
     if "unknown" in out:
         raise StateMissingError(out["unknown"], machine_id)
-    if "late" in out:
-        raise _Late(str(out["late"]))
+    if "late" in out:  # the states of the connection that did not answer in time
+        raise TimeoutError(str(out["late"]))
     return out["ok"]
 
 
