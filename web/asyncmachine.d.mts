@@ -181,11 +181,23 @@ export declare class AsyncMachine<S extends string = string> {
   not1(state: S): boolean;
   any(...lists: (readonly S[])[]): boolean;
   any1(...states: S[]): boolean;
-  /** Whether the machine has a state of this name (any string). */
+  /** Whether the machine has states of these names (any strings). */
+  has(states: readonly string[]): boolean;
   has1(state: string): boolean;
+  /** The first active state, scanning the groups in order; "" if none. */
+  switch(...groups: (readonly S[])[]): S | "";
+  /** Positions in `stateNames()`; -1 for a name the machine lacks. */
+  index(states: readonly string[]): number[];
+  index1(state: string): number;
   tick(state: S): number;
   clock(states?: readonly S[]): Clock<S>;
   time(states?: readonly S[]): number[];
+  /** The ticks of `states` (all by default) equal `time`; `wasTime`: are at least `time`. */
+  isTime(time: readonly number[], states?: readonly S[]): boolean;
+  wasTime(time: readonly number[], states?: readonly S[]): boolean;
+  /** The ticks of the states in `clock` equal it; `wasClock`: are at least it. */
+  isClock(clock: Partial<Clock<S>>): boolean;
+  wasClock(clock: Partial<Clock<S>>): boolean;
   activeStates(states?: readonly S[]): S[];
   stateNames(): S[];
   string(): string;
@@ -202,6 +214,8 @@ export declare class AsyncMachine<S extends string = string> {
   whenNot(states: readonly S[], opts?: WaitOptions): Promise<void>;
   whenNot1(state: S, opts?: WaitOptions): Promise<void>;
   whenTicks(state: S, n: number, opts?: WaitOptions): Promise<void>;
+  /** The next activation of `state` (the current one does not count). */
+  whenNextActive(state: S, opts?: WaitOptions): Promise<void>;
   whenTime(states: readonly S[], times: readonly number[], opts?: WaitOptions): Promise<void>;
   whenTime1(state: S, tick: number, opts?: WaitOptions): Promise<void>;
   whenArgs(state: S, args: Args, opts?: WaitOptions): Promise<void>;

@@ -248,10 +248,19 @@ export class AsyncMachine {
   not1(state) { return this._invoke("not1", state); }
   any(...lists) { return this._invoke("any", ...lists); }
   any1(...states) { return this._invoke("any1", ...states); }
+  has(states) { return this._invoke("has", states); }
   has1(state) { return this._invoke("has1", state); }
+  /** The first active state, scanning the groups in order; "" if none. */
+  switch(...groups) { return this._invoke("switch", ...groups); }
+  index(states) { return this._invoke("index", states); }
+  index1(state) { return this._invoke("index1", state); }
   tick(state) { return this._invoke("tick", state); }
   clock(states) { return this._invoke("clock", states ?? null); }
   time(states) { return this._invoke("time", states ?? null); }
+  isTime(time, states) { return this._invoke("isTime", time, states ?? null); }
+  wasTime(time, states) { return this._invoke("wasTime", time, states ?? null); }
+  isClock(clock) { return this._invoke("isClock", clock); }
+  wasClock(clock) { return this._invoke("wasClock", clock); }
   activeStates(states) { return this._invoke("activeStates", states ?? null); }
   stateNames() { return this._invoke("stateNames"); }
   string() { return this._invoke("string"); }
@@ -270,6 +279,7 @@ export class AsyncMachine {
   whenNot(states, opts) { return this._wait(opts, "whenNot", states); }
   whenNot1(state, opts) { return this._wait(opts, "whenNot1", state); }
   whenTicks(state, n, opts) { return this._wait(opts, "whenTicks", state, n); }
+  whenNextActive(state, opts) { return this._wait(opts, "whenNextActive", state); }
   whenTime(states, times, opts) { return this._wait(opts, "whenTime", states, times); }
   whenTime1(state, tick, opts) { return this._wait(opts, "whenTime1", state, tick); }
   whenArgs(state, args, opts) {

@@ -14,7 +14,6 @@ import { useMemo, useSyncExternalStore } from "react";
  * when one of their ticks changes, and not for changes to other states. */
 export function useMachine(machine, states) {
   const key = states ? states.join("\u0000") : null;
-  // eslint-disable-next-line react-hooks/exhaustive-deps -- `key` stands for `states`
-  const store = useMemo(() => machine.store(states), [machine, key]);
+  const store = useMemo(() => machine.store(states), [machine, key]); // key: the states, by value
   return useSyncExternalStore(store.subscribe, store.getSnapshot);
 }

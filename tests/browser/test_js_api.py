@@ -346,3 +346,34 @@ def test_a_page_brings_its_own_pyodide(page: Page) -> None:
     )
     assert out["all"] == "(A:1) [Exception:0]" and out["same"] is True
     assert out["early"] is None or "micropip" in out["early"]
+
+
+def test_reads_of_the_clock(page: Page) -> None:
+    out = page.evaluate(
+        """async () => {
+        const m = am.machine({A: {}, B: {}, C: {}});
+        m.add1("B");
+        const time = m.time();
+        const clock = m.clock();
+        const next = m.whenNextActive("B");
+        m.remove1("B");
+        const stillPending = m.resources();
+        m.add1("B");
+        await next;
+        const res = {
+            has: [m.has(["A", "B"]), m.has(["A", "Nope"])],
+            switch: [m.switch(["A"], ["C", "B"]), m.switch(["A"])],
+            index: [m.index(["A", "C"]), m.index1("Nope")],
+            isTime: m.isTime(time), wasTime: m.wasTime(time),
+            isClock: m.isClock(clock), wasClock: m.wasClock(clock), stillPending,
+        };
+        m.dispose();
+        return res;
+    }"""
+    )
+    assert out["has"] == [True, False]
+    assert out["switch"] == ["B", ""]
+    assert out["index"] == [[0, 2], -1]
+    assert out["isTime"] is False and out["wasTime"] is True
+    assert out["isClock"] is False and out["wasClock"] is True
+    assert out["stillPending"] == 1  # whenNextActive waited for the next activation
