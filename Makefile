@@ -114,6 +114,7 @@ bench: $(STAMP) site chromium
 	$(PY) -m bench.telemetry --out build/bench/telemetry.jsonl
 	$(PY) -m bench.pyodide --out build/bench/pyodide.jsonl
 	$(PY) -m bench.coldstart --out build/bench/coldstart.jsonl
+	$(PY) -m bench.node --out build/bench/node.jsonl
 	$(MAKE) bench-dbg
 
 # the am-dbg stream's cost on W1/W3, live latency and the inspector with 100,000 transitions

@@ -175,7 +175,7 @@ class Engine:
                 source,
             )
             obs = self.observer
-            if obs.traced or obs.level >= OPS:
+            if "mutation_queued" in obs.hooks or obs.level >= OPS:
                 mut = Mutation(*fields)
                 self._queued(mut)
                 return self.process(mtype, called, mut)

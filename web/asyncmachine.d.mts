@@ -275,3 +275,39 @@ export declare function loadAsyncmachine(options: {
    * instead of booting; if it can't be used, Python boots as usual (with a console warning). */
   snapshot?: string;
 }): Promise<Asyncmachine>;
+
+// ---- worker pools (asyncmachine.node)
+
+export interface RequestWorkerOptions<S extends string = string> {
+  /** The pool's kind: the supervisor's machine is `ns-<kind>`. */
+  kind: string;
+  /** Credentials for the supervisor's `authenticate` hook. */
+  token?: string;
+  /** Used for both connections (the worker admits only this client id); one per page by default. */
+  clientId?: string;
+  /** Milliseconds to get a worker (10000); also bounds each connection and request. */
+  timeout?: number;
+  /** Mirror only these states of the worker. */
+  states?: readonly S[];
+}
+
+/** A worker lent by a supervisor. Drive it by adding `WorkRequested` with the job in the args;
+ * results arrive as payloads: `lease.worker.onPayload((name, data) => ...)`. */
+export declare class WorkerLease<S extends string = string> {
+  /** The worker's machine (remote: mutations return Promises). */
+  readonly worker: AsyncMachine<S>;
+  /** The supervisor's machine (`PoolReady`, `WorkersAvailable`...). */
+  readonly supervisor: AsyncMachine;
+  readonly workerId: string;
+  /** Give the worker back to the pool (its token is revoked) and close both connections. */
+  release(): Promise<void>;
+}
+
+/** Ask the supervisor at `url` (an `asyncmachine.node.Supervisor`) for a worker and connect to
+ * it. Rejects with a `ConnectError` when a connection fails, and with a `DOMException` named
+ * `TimeoutError` when no worker is free within `timeout`. */
+export declare function requestWorker<S extends string = string>(
+  am: Asyncmachine,
+  url: string,
+  opts: RequestWorkerOptions<S>,
+): Promise<WorkerLease<S>>;

@@ -624,3 +624,58 @@ export function checkJson(value, path = "args") {
   walk(value, path);
   return value;
 }
+
+// ---- worker pools (asyncmachine.node): ask a supervisor for a worker, then drive it directly
+
+/** A worker lent by a supervisor: `worker` is its machine (mutations go to the worker process),
+ * `supervisor` the supervisor's. `release()` gives it back to the pool. */
+export class WorkerLease {
+  constructor(supervisor, worker, workerId) {
+    this.supervisor = supervisor;
+    this.worker = worker;
+    this.workerId = workerId;
+  }
+
+  /** Give the worker back (its token is revoked) and close both connections. */
+  async release() {
+    if (this.worker.isDisposed) return;
+    this.worker.dispose(); // the worker goes back to the pool as soon as it sees this
+    try {
+      await this.supervisor.add1("WorkerReleased", { worker_id: this.workerId });
+    } catch {
+      // the supervisor took the worker back when the connection closed
+    }
+    this.supervisor.dispose();
+  }
+}
+
+/** Ask the supervisor of `kind` at `url` for a worker: connects to the supervisor (`am.connect`),
+ * adds `WorkerRequested`, waits for the `WorkerAssigned` payload meant for this request, then
+ * connects to the worker with its one-time token. Rejects with a `DOMException` named
+ * `TimeoutError` when no worker comes within `timeout` ms (10000). */
+export async function requestWorker(am, url, { kind, token, clientId, timeout = 10000, states } = {}) {
+  if (!kind) throw new TypeError("requestWorker needs {kind}");
+  clientId ??= `page-${registry.tabId}-${++nextId}`;
+  const seconds = timeout / 1000;
+  const supervisor = await am.connect(url, { id: `ns-${kind}`, token, clientId, timeout: seconds });
+  const req = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+  let stop = () => {};
+  try {
+    const assigned = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new DOMException(`no worker within ${timeout} ms`, "TimeoutError")), timeout);
+      const off = supervisor.onPayload((name, data) => {
+        if (name === "WorkerAssigned" && data?.req === req) resolve(data);
+      });
+      stop = () => { clearTimeout(timer); off(); };
+    });
+    await supervisor.add1("WorkerRequested", { req });
+    const { url: workerUrl, machine_id: workerId, token: workerToken } = await assigned;
+    const worker = await am.connect(workerUrl, { id: workerId, token: workerToken, clientId, states, timeout: seconds });
+    return new WorkerLease(supervisor, worker, workerId);
+  } catch (err) {
+    supervisor.dispose();
+    throw err;
+  } finally {
+    stop();
+  }
+}

@@ -57,6 +57,8 @@ class Peer(Protocol):
 
     def push_snapshot(self, sub: Subscription) -> None: ...
 
+    def end(self, code: int, reason: str) -> None: ...
+
     def machine_gone(self, sub: Subscription) -> None: ...
 
 
@@ -568,6 +570,25 @@ class Hub:
             if session is not None and peer.id != session:
                 continue
             if peer.push_payload(frame):
+                count += 1
+        return count
+
+    def disconnect(
+        self, *, client: str | None = None, session: str | None = None, reason: str = "revoked"
+    ) -> int:
+        """Close the connections with client id ``client`` and/or session id ``session`` (close
+        code 4003); returns how many. One of the two is required: closing every connection is
+        ``Server.stop``'s job."""
+        if client is None and session is None:
+            raise ValueError("disconnect needs a client id or a session id")
+        count = 0
+        for peer in list(self.sessions):
+            if client is not None and peer.client_id != client:
+                continue
+            if session is not None and peer.id != session:
+                continue
+            if peer.is_open:
+                peer.end(p.CLOSE_REVOKED, reason[:100])
                 count += 1
         return count
 

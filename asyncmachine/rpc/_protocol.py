@@ -44,6 +44,8 @@ CLOSE_AUTH: Final = 4001
 """The token was refused."""
 CLOSE_TIMEOUT: Final = 4002
 """No frame from the peer within two heartbeat intervals."""
+CLOSE_REVOKED: Final = 4003
+"""The server application ended the client's access (``Server.disconnect``)."""
 
 # error codes of ``err`` messages
 E_BAD_JSON: Final = "bad_json"

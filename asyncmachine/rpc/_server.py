@@ -274,6 +274,14 @@ class Server:
         Infinity, objects) raises ``ValueError``/``TypeError`` here."""
         return self.hub.send_payload(name, data, machine=machine, client=client, session=session)
 
+    def disconnect(
+        self, *, client: str | None = None, session: str | None = None, reason: str = "revoked"
+    ) -> int:
+        """Close the connections with client id ``client`` and/or session id ``session``
+        (close code 4003, after the frames already queued for them); returns how many. Pair it
+        with an ``authenticate`` hook that no longer admits them, or they reconnect."""
+        return self.hub.disconnect(client=client, session=session, reason=reason)
+
     def _schedule(self, fn: Callable[[], None]) -> None:
         try:
             asyncio.get_running_loop().call_soon(fn)

@@ -262,6 +262,10 @@ class ServerSession:
             message["m"] = m
         self._queue(p.encode(message))
 
+    def end(self, code: int, reason: str) -> None:
+        """Close the connection on the application's behalf, after what is already queued."""
+        self._close(code, reason)
+
     def _close(self, code: int, reason: str, abort: bool = False) -> None:
         if self.close_request is None:
             self.close_request = CloseRequest(code, reason, abort)

@@ -145,11 +145,11 @@ async def _read(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 @pytest.mark.parametrize("code", blocks("python"))
-def test_python_block(code: str, services: Services, tmp_path: Path) -> None:
+def test_python_block(code: str, services: Services) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AM_", "OTEL_"))}
     run = subprocess.run(
         [sys.executable, "-c", services.rewrite(code)],
-        cwd=tmp_path,
+        cwd=ROOT,  # as the README says: blocks run from the repository root (examples/...)
         env=env,
         capture_output=True,
         text=True,
