@@ -7,10 +7,14 @@ STAMP := $(VENV)/.installed
 PIP_PYODIDE := $(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.14 \
 	--implementation py --abi none --platform any
 NODE_PYODIDE := node --experimental-wasm-stack-switching
+# the browser the tests drive: `make test CHROMIUM=/path/to/chromium` uses one you have (nothing is
+# installed); by default Debian's, which the chromium target installs with apt (root) if missing
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 
 .PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
 	testdist node chromium prometheus bench bench-quick demo clean inspector pytest-inspector \
-	bench-dbg bench-nats nats-server
+	bench-dbg tsc readme bench-nats nats-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +22,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e pytest-inspector netlify-check
+test: lint typecheck tsc pytest pytest-pyodide pytest-browser pytest-e2e pytest-inspector netlify-check \
+	readme
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asyncmachine tests bench examples tools wasm-demo
@@ -31,14 +36,15 @@ typecheck: $(STAMP)
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
 pytest: $(STAMP) testdist prometheus nats-server
-	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e --ignore=tests/debugger/browser
+	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e --ignore=tests/debugger/browser \
+		--ignore=tests/readme
 
 # the same suite inside Pyodide (Python 3.14 in WebAssembly) under Node
 pytest-pyodide: testdist
 	$(NODE_PYODIDE) tools/run_pyodide_pytest.mjs build/testdist . --ignore=tests/browser --ignore=tests/e2e \
-		--ignore=tests/debugger/browser
+		--ignore=tests/debugger/browser --ignore=tests/readme
 
-# the JS bridge in headless Chromium (Debian's /usr/bin/chromium)
+# the JS bridge in headless Chromium ($(CHROMIUM))
 pytest-browser: site chromium nats-server
 	$(PY) -m pytest tests/browser
 
@@ -57,8 +63,18 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 chromium:
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@[ -x "$(CHROMIUM)" ] || { [ "$(CHROMIUM)" = /usr/bin/chromium ] || \
+		{ echo "CHROMIUM=$(CHROMIUM) is not an executable" >&2; exit 1; }; \
+		echo "installing Debian's chromium with apt (or pass CHROMIUM=/path/to/chromium)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# the bridge's types: the TypeScript example compiles (and its misspelt state does not)
+tsc: node
+	node_modules/.bin/tsc -p examples/ts
+
+# every Python and JS code block of README.md, run as written (tests/readme/)
+readme: site chromium nats-server
+	$(PY) -m pytest tests/readme
 
 # Debian's Prometheus server and Pushgateway: the telemetry tests scrape and push to the real ones
 prometheus:
@@ -76,7 +92,8 @@ site: $(STAMP) node
 	$(PIP_PYODIDE) -r tools/pyodide-requirements.txt -d build/pywheels
 	$(PY) tools/make_dist.py node_modules/pyodide build/site/pyodide build/pywheels/*.whl build/wheel/*.whl
 	node tools/make_snapshot.mjs build/site/pyodide asyncmachine.diagram
-	cp web/asyncmachine.mjs web/asyncmachine.d.ts build/site/
+	cp web/asyncmachine.mjs web/asyncmachine.d.mts web/react.mjs web/react.d.mts web/persist.mjs \
+		web/persist.d.mts build/site/
 	cp wasm-demo/*.html wasm-demo/*.css wasm-demo/*.mjs wasm-demo/*.json build/site/
 	mkdir -p build/site/inspector && cp asyncmachine/debugger/static/* build/site/inspector/
 	$(PY) tools/precompress.py build/site --brotli-quality $(BROTLI_QUALITY) --cache build/.precompress

@@ -30,6 +30,7 @@ class NatsServer:
         routes: list[int] | None = None,
         extra: list[str] | None = None,
         config: str | None = None,
+        monitor: bool = False,
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -37,6 +38,8 @@ class NatsServer:
         self.routes = routes or []
         self.extra = extra or []
         self.config = config
+        self.monitor_port = free_port() if monitor else None
+        """The HTTP monitoring port (``/varz``...), when asked for."""
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
         self._ready = threading.Event()
@@ -56,6 +59,8 @@ class NatsServer:
         if self.cluster_port is not None:
             argv += ["--cluster_name", "am", "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
             argv += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in self.routes)]
+        if self.monitor_port is not None:
+            argv += ["-m", str(self.monitor_port)]
         argv += self.extra
         self._ready.clear()
         self.routes_up = 0
@@ -83,6 +88,15 @@ class NatsServer:
         with self._routed:
             if not self._routed.wait_for(lambda: self.routes_up >= count, timeout):
                 raise RuntimeError(f"{self.name}: {self.routes_up} of {count} routes up")
+
+    def varz(self) -> dict[str, Any]:
+        """The server's ``/varz`` (counters such as ``in_msgs``); needs ``monitor=True``."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/varz", timeout=5) as r:
+            varz: dict[str, Any] = json.load(r)
+            return varz
 
     def kill(self) -> None:
         """SIGKILL: the node is gone without a goodbye."""

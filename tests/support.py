@@ -7,6 +7,7 @@ import contextlib
 import functools
 import http.server
 import importlib.util
+import os
 import re
 import sys
 import threading
@@ -70,8 +71,9 @@ def logged(
     return mach, lines
 
 
-CHROMIUM = "/usr/bin/chromium"
-"""Debian's Chromium: Playwright cannot download its own browser here."""
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+"""The browser the tests drive: ``$CHROMIUM`` (``make test CHROMIUM=/path``), else Debian's
+Chromium (Playwright cannot download its own browser here)."""
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

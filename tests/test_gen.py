@@ -14,7 +14,14 @@ import pytest
 
 import asyncmachine as am
 from asyncmachine import diagram
-from asyncmachine.gen import GenError, check_schema, main, parse_states, render_module
+from asyncmachine.gen import (
+    GenError,
+    check_schema,
+    main,
+    parse_states,
+    render_module,
+    render_ts_module,
+)
 from asyncmachine.states import BasicSchema, ConnectedSchema
 
 UPLOAD = "Selected,Uploading:require(Selected) remove(Done),Done:auto"
@@ -309,3 +316,39 @@ def test_generated_code_passes_ruff_and_mypy_strict(tmp_path: Path) -> None:
             text=True,
         )
         assert run.returncode == 0, f"{' '.join(command)}:\n{run.stdout}{run.stderr}"
+
+
+# --- --ts: a TypeScript module for the JS bridge ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+TS_EXAMPLE = "Selected,Uploading:require(Selected) remove(Done),Done"
+
+
+def test_render_ts_module() -> None:
+    code = render_ts_module("Upload", parse_states(UPLOAD))
+    assert 'export type UploadState =\n  | "Selected"\n  | "Uploading"\n  | "Done"\n' in code
+    assert '  | "Exception";\n' in code  # always a state of a machine
+    assert '  Uploading: { require: ["Selected"], remove: ["Done"] },\n' in code
+    assert "  Done: { auto: true },\n" in code
+    assert code.rstrip().endswith("} as const;")
+
+
+def test_render_ts_module_with_mixins_lists_exception_once() -> None:
+    code = render_ts_module("Net", parse_states("Online:require(Ready)"), ["basic"])
+    assert code.count('  | "Exception"') == 1
+    assert '  Exception: { multi: true },\n' in code and '  Online: { require: ["Ready"] },' in code
+
+
+def test_ts_refuses_what_the_python_module_refuses(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--ts", "--name", "Up", "--states", "A:require(Nope)"]) == 2
+    assert "require target Nope is not a state" in capsys.readouterr().err
+    with pytest.raises(GenError):
+        render_ts_module("not-a-name", parse_states("A"))
+
+
+def test_the_typescript_example_is_what_am_gen_writes(tmp_path: Path) -> None:
+    """examples/ts/upload_states.ts (type-checked by `make tsc`) is am-gen's output as is."""
+    out = tmp_path / "upload_states.ts"
+    assert main(["--ts", "--name", "Upload", "--states", TS_EXAMPLE, "-o", str(out)]) == 0
+    committed = ROOT / "examples" / "ts" / "upload_states.ts"
+    assert out.read_text(encoding="utf-8") == committed.read_text(encoding="utf-8")

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 import asyncmachine as am
+from asyncmachine._bridge import MUTATIONS
 
 CORE_NAMES = [
     # Schema and states
@@ -58,14 +59,8 @@ CORE_NAMES = [
 ]
 
 MACHINE_METHODS = [
-    # mutations
-    "add",
-    "add1",
-    "remove",
-    "remove1",
-    "set",
-    "toggle",
-    "toggle1",
+    # mutations: the bridge's method table lists them once
+    *MUTATIONS,
     "add_err",
     "add_err_state",
     "can_add",

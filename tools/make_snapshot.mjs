@@ -26,7 +26,7 @@ import { loadAsyncmachine } from "../web/asyncmachine.mjs";
 
 export const SNAPSHOT = "asyncmachine-snapshot.bin.gz";
 /** Imported before the snapshot: what loadAsyncmachine's bridge and remote machines use. */
-const MODULES = ["asyncmachine", "asyncmachine._bridge", "asyncmachine.rpc._jsbridge"];
+const MODULES = ["asyncmachine", "asyncmachine._bridge", "asyncmachine._bridge._remote"];
 
 async function wheelOf(dist, name) {
   const lock = JSON.parse(await readFile(path.join(dist, "pyodide-lock.json"), "utf8"));

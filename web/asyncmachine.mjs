@@ -50,9 +50,23 @@ export async function loadAsyncmachine({ indexURL, pyodide, snapshot } = {}) {
       if (restored) return new Asyncmachine(restored);
     }
     py = await loadPyodide({ indexURL: where, packages: ["asyncmachine"] });
+    return new Asyncmachine(py);
   }
-  await py.loadPackage("asyncmachine", { messageCallback: () => {}, errorCallback: console.error });
+  if (!installed(py)) {
+    await py.loadPackage("asyncmachine", { messageCallback: () => {}, errorCallback: () => {} });
+  }
+  if (!installed(py)) {
+    throw new Error(
+      "asyncmachine is not installed in this Pyodide: install its wheel first " +
+        "(await pyodide.loadPackage('micropip'); await pyodide.pyimport('micropip').install(wheelUrl))",
+    );
+  }
   return new Asyncmachine(py);
+}
+
+/** Whether Python can import asyncmachine (a page's own Pyodide may have installed the wheel). */
+function installed(py) {
+  return py.runPython("import importlib.util; importlib.util.find_spec('asyncmachine') is not None");
 }
 
 /** Pyodide restored from the snapshot at `url`, or null (with a warning) when it can't be. */
@@ -114,7 +128,6 @@ export class Asyncmachine {
   constructor(pyodide) {
     this.pyodide = pyodide;
     this._module = pyodide.pyimport("asyncmachine._bridge");
-    this._rpc = null;
     this.version = pyodide.runPython("import asyncmachine; asyncmachine.__version__");
     // for test tools (asyncmachine.testing): what the recorded machines did, as JSON lines
     registry.recording = (greeting = false) => this._module.recording_lines(Boolean(greeting));
@@ -138,10 +151,9 @@ export class Asyncmachine {
    * return Promises of the server's answer, and `connection` is the connection's own machine
    * (`Ready`, `Disconnected`, ...). Rejects with a `ConnectError` whose message is the reason. */
   async connect(url, { id, token, clientId, states, timeout, backoff } = {}) {
-    this._rpc ??= this.pyodide.pyimport("asyncmachine.rpc._jsbridge");
     const machine = new AsyncMachine({ remote: true });
     const opts = JSON.stringify({ id, token, clientId, tabId: registry.tabId, states, timeout, backoff });
-    const pending = this._rpc.connect_bridge(String(url), opts, machine._notifier);
+    const pending = this._module.connect_bridge(String(url), opts, machine._notifier);
     let bridge;
     try {
       bridge = await pending;
@@ -169,12 +181,16 @@ registry.record ??= () => {
 /** One random id per page, for tools that group machines by tab (am-dbg). */
 registry.tabId ??= Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
 
-/** A machine with the api.md surface in camelCase (local, or remote when made by `connect`). */
+/** A machine with the Python API in camelCase (local, or remote when made by `connect`). Its
+ * methods are those of the bridge's method table (asyncmachine/_bridge/_methods.py; a test keeps
+ * this class, the .d.mts and the table in step) plus the page-only ones: bind, subscribe, store,
+ * stateSignal, onPayload, dispose. */
 export class AsyncMachine {
   constructor({ logger, remote = false, readonly = false } = {}) {
     this._readonly = readonly;
     this._payloadHandlers = new Set();
     this._waiters = new Map();
+    this._signals = new Map();
     this._subscribers = new Map();
     this._bindings = new Map();
     this._logger = logger;
@@ -210,25 +226,18 @@ export class AsyncMachine {
   toggle1(state, args) { return this._mutate("toggle1", state, args); }
   /** Remote only: fetch a full snapshot from the server. */
   sync() { return this._later("sync"); }
-  addErr(error, args) {
-    const message = String(error?.message ?? error);
-    return this._remote
-      ? this._later("addErr", message, args ?? null, error?.name ?? "Error")
-      : this._invoke("addErr", message, args ?? null);
-  }
+  /** Activate `Exception` with `error`: `err().type` is its JS `name` ("TypeError"). */
+  addErr(error, args) { return this._mutate("addErr", [errorName(error), errorMessage(error)], args); }
   addErrState(state, error, args) {
-    const message = String(error?.message ?? error);
-    return this._remote
-      ? this._later("addErrState", state, message, args ?? null, error?.name ?? "Error")
-      : this._invoke("addErrState", state, message, args ?? null);
+    return this._mutate("addErrState", [state, errorName(error), errorMessage(error)], args);
   }
   // dry runs: remote machines ask the server (its negotiation handlers decide) and return Promises
   canAdd(states, args) { return this._mutate("canAdd", states, args); }
   canAdd1(state, args) { return this._mutate("canAdd1", state, args); }
   canRemove(states, args) { return this._mutate("canRemove", states, args); }
   canRemove1(state, args) { return this._mutate("canRemove1", state, args); }
-  /** Remote: what adding the states would do, and why (`{result, target, added, removed,
-   * canceledBy, rejected}`); rejects with `RpcError` "unsupported" on a server that cannot. */
+  /** What adding the states would do, and why (`{result, target, added, removed, canceledBy,
+   * rejected}`); nothing changes. Remote: a Promise (RpcError "unsupported" on an old server). */
   explainAdd(states, args) { return this._mutate("explainAdd", states, args); }
   explainAdd1(state, args) { return this._mutate("explainAdd1", state, args); }
 
@@ -239,10 +248,19 @@ export class AsyncMachine {
   not1(state) { return this._invoke("not1", state); }
   any(...lists) { return this._invoke("any", ...lists); }
   any1(...states) { return this._invoke("any1", ...states); }
+  has(states) { return this._invoke("has", states); }
   has1(state) { return this._invoke("has1", state); }
+  /** The first active state, scanning the groups in order; "" if none. */
+  switch(...groups) { return this._invoke("switch", ...groups); }
+  index(states) { return this._invoke("index", states); }
+  index1(state) { return this._invoke("index1", state); }
   tick(state) { return this._invoke("tick", state); }
   clock(states) { return this._invoke("clock", states ?? null); }
   time(states) { return this._invoke("time", states ?? null); }
+  isTime(time, states) { return this._invoke("isTime", time, states ?? null); }
+  wasTime(time, states) { return this._invoke("wasTime", time, states ?? null); }
+  isClock(clock) { return this._invoke("isClock", clock); }
+  wasClock(clock) { return this._invoke("wasClock", clock); }
   activeStates(states) { return this._invoke("activeStates", states ?? null); }
   stateNames() { return this._invoke("stateNames"); }
   string() { return this._invoke("string"); }
@@ -254,17 +272,46 @@ export class AsyncMachine {
   log(message) { return this._invoke("log", String(message)); }
   get isDisposed() { return this._bridge === null; }
 
-  // ---- waiting: Promises resolved by the mutation that satisfies them, rejected on dispose()
-  when(states) { return this._wait("when", states); }
-  when1(state) { return this._wait("when1", state); }
-  whenNot(states) { return this._wait("whenNot", states); }
-  whenNot1(state) { return this._wait("whenNot1", state); }
-  whenTicks(state, n) { return this._wait("whenTicks", state, n); }
-  whenTime(states, times) { return this._wait("whenTime", states, times); }
-  whenTime1(state, tick) { return this._wait("whenTime1", state, tick); }
-  whenArgs(state, args) { return this._wait("whenArgs", state, args); }
-  whenErr() { return this._wait("whenErr"); }
-  whenQueue(tick) { return this._wait("whenQueue", tick); }
+  // ---- waiting: Promises resolved by the mutation that satisfies them, rejected on dispose(),
+  // and with `{timeout (ms), signal}` rejected by a DOMException "TimeoutError" / "AbortError"
+  when(states, opts) { return this._wait(opts, "when", states); }
+  when1(state, opts) { return this._wait(opts, "when1", state); }
+  whenNot(states, opts) { return this._wait(opts, "whenNot", states); }
+  whenNot1(state, opts) { return this._wait(opts, "whenNot1", state); }
+  whenTicks(state, n, opts) { return this._wait(opts, "whenTicks", state, n); }
+  whenNextActive(state, opts) { return this._wait(opts, "whenNextActive", state); }
+  whenTime(states, times, opts) { return this._wait(opts, "whenTime", states, times); }
+  whenTime1(state, tick, opts) { return this._wait(opts, "whenTime1", state, tick); }
+  whenArgs(state, args, opts) {
+    try {
+      return this._wait(opts, "whenArgs", state, checkJson(args, "args"));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  whenErr(opts) { return this._wait(opts, "whenErr"); }
+  whenQueue(tick, opts) { return this._wait(opts, "whenQueue", tick); }
+
+  // ---- snapshots (local machines)
+  /** The clock as plain JSON data, with the hash of the schema (for `importData`, `persist`). */
+  export() { return this._invoke("export"); }
+  /** Restore an `export()`; one of another schema throws a `SchemaError` and changes nothing. */
+  importData(data, { checkId = false } = {}) { return this._invoke("importData", data, checkId); }
+
+  /** An AbortSignal aborted when `state` deactivates, inside the transition that deactivates it
+   * (already aborted if `state` is inactive). Pass it to fetch() to drop stale requests. */
+  stateSignal(state, tick = null) {
+    const controller = new AbortController();
+    const id = `g${++nextId}`;
+    this._signals.set(id, { controller, state });
+    let live = false;
+    try {
+      live = this._invoke("stateSignal", state, tick, id);
+    } finally {
+      if (!live) this._abortSignal(id);
+    }
+    return controller.signal;
+  }
 
   /** Call `fn(info)` after every accepted transition; returns the function that unsubscribes. */
   subscribe(fn) {
@@ -277,8 +324,52 @@ export class AsyncMachine {
     };
   }
 
+  /** A store for UI frameworks (`useSyncExternalStore` in React, Svelte's and Vue's stores):
+   * `getSnapshot()` returns the same frozen `{clock, active}` of `states` (all by default) until
+   * one of their ticks changes; `subscribe(listener)` calls `listener()` after such a change. */
+  store(states) {
+    const machine = this;
+    const watched = states ? [...states] : null;
+    let snapshot = null;
+    let unsubscribe = null;
+    const listeners = new Set();
+    const take = (clock, active) => {
+      const picked = watched ? Object.fromEntries(watched.map((s) => [s, clock[s]])) : clock;
+      const names = Object.keys(picked);
+      if (snapshot && names.every((s) => snapshot.clock[s] === picked[s])) return false;
+      const on = active.filter((s) => s in picked);
+      snapshot = Object.freeze({ clock: Object.freeze(picked), active: Object.freeze(on) });
+      return true;
+    };
+    const unknown = (watched ?? []).filter((s) => !this.has1(s));
+    if (unknown.length) throw new AsyncMachineError("StateMissingError", `unknown states: ${unknown.join(" ")}`);
+    take(this.clock(watched), this.activeStates(watched));
+    return {
+      subscribe(listener) {
+        listeners.add(listener);
+        unsubscribe ??= machine.subscribe((info) => {
+          if (take(info.clock, info.activeStates)) for (const fn of [...listeners]) fn();
+        });
+        return () => {
+          listeners.delete(listener);
+          if (!listeners.size && unsubscribe) {
+            unsubscribe();
+            unsubscribe = null;
+          }
+        };
+      },
+      getSnapshot() {
+        if (!unsubscribe && !machine.isDisposed) take(machine.clock(watched), machine.activeStates(watched));
+        return snapshot;
+      },
+    };
+  }
+
   /** Bind handlers named like `FooEnter`, `FooState`, `FooExit`, `FooEnd`, `FooBar`, `AnyEnter`.
-   * Negotiation handlers cancel by returning `false`. Returns the function that unbinds them. */
+   * Negotiation handlers (`*Enter`, `*Exit`, `FooBar`, `AnyEnter`) decide synchronously: they
+   * cancel by returning `false`, and an `async` one is refused with a `HandlerError`. Final
+   * handlers (`*State`, `*End`, `AnyState`) may be `async`; a throw or a rejection activates
+   * `Exception`. `e.signal` (in `FooState`) aborts when Foo deactivates. Returns the unbinder. */
   bind(handlers) {
     const names = [];
     for (let obj = handlers; obj && obj !== Object.prototype; obj = Object.getPrototypeOf(obj)) {
@@ -288,10 +379,11 @@ export class AsyncMachine {
         }
       }
     }
+    const asyncNames = names.filter((name) => ASYNC_FUNCTIONS.has(handlers[name].constructor?.name));
     const id = `b${++nextId}`;
     this._bindings.set(id, handlers);
     try {
-      this._invoke("bind", id, names);
+      this._invoke("bind", id, names, asyncNames);
     } catch (err) {
       this._bindings.delete(id);
       throw err;
@@ -322,6 +414,7 @@ export class AsyncMachine {
     this._bridge = this._call = null;
     this._subscribers.clear();
     this._bindings.clear();
+    for (const id of [...this._signals.keys()]) this._abortSignal(id);
   }
 
   // ---- internals
@@ -332,10 +425,15 @@ export class AsyncMachine {
     return out.ok;
   }
 
-  _mutate(method, states, args) {
-    return this._remote
-      ? this._later(method, states, args ?? null)
-      : this._invoke(method, states, args ?? null);
+  /** `first` is a state, a list of states, or (addErr*) the list of leading params. */
+  _mutate(method, first, args) {
+    const params = method.startsWith("addErr") ? first : [first];
+    if (!this._remote) return this._invoke(method, ...params, sendable(args));
+    try {
+      return this._later(method, ...params, sendable(args));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   _later(method, ...params) {
@@ -351,15 +449,80 @@ export class AsyncMachine {
     });
   }
 
-  _wait(method, ...params) {
-    return this._later(method, ...params);
+  _wait(opts, method, ...params) {
+    const { timeout, signal } = checkWaitOptions(opts);
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    const id = `r${++nextId}`;
+    return new Promise((resolve, reject) => {
+      let timer = null;
+      const onAbort = () => giveUp(abortReason(signal));
+      const settle = (fn) => (value) => {
+        if (timer !== null) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        fn(value);
+      };
+      const giveUp = (reason) => {
+        if (!this._waiters.delete(id)) return;
+        if (this._bridge) this._invoke("cancelWait", id); // releases the Python-side waiter
+        settle(reject)(reason);
+      };
+      this._waiters.set(id, { resolve: settle(resolve), reject: settle(reject) });
+      try {
+        this._invoke(method, ...params, id);
+      } catch (err) {
+        this._waiters.delete(id);
+        reject(err);
+        return;
+      }
+      if (!this._waiters.has(id)) return; // already resolved
+      if (timeout !== undefined) {
+        timer = setTimeout(() => giveUp(new DOMException(`${method} timed out after ${timeout} ms`, "TimeoutError")), timeout);
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  _abortSignal(id) {
+    const entry = this._signals.get(id);
+    if (!entry) return;
+    this._signals.delete(id);
+    entry.controller.abort(new DOMException(`${entry.state} is no longer active`, "AbortError"));
+  }
+
+  _runHandler(handlers, data) {
+    const machine = this;
+    let signal = null;
+    const event = {
+      ...data,
+      machine,
+      /** Aborted when the state of this `FooState` handler deactivates. */
+      get signal() {
+        if (!data.signal) return undefined;
+        signal ??= machine.stateSignal(data.signal.state, data.signal.tick);
+        return signal;
+      },
+    };
+    let out;
+    try {
+      out = handlers[data.name].call(handlers, event);
+    } catch (err) {
+      return errorEnvelope(err);
+    }
+    if (typeof out?.then === "function") {
+      return Promise.resolve(out).then(() => null, errorEnvelope);
+    }
+    return typeof out === "boolean" ? out : undefined;
   }
 
   _notify(kind, id, payload) {
     const data = JSON.parse(payload);
     if (kind === "handler") {
       const handlers = this._bindings.get(id);
-      return handlers?.[data.name]?.call(handlers, { ...data, machine: this });
+      return handlers?.[data.name] ? this._runHandler(handlers, data) : undefined;
+    }
+    if (kind === "signal") {
+      this._abortSignal(id);
+      return undefined;
     }
     if (kind === "waiter") {
       const waiter = this._waiters.get(id);
@@ -388,6 +551,78 @@ export class AsyncMachine {
     }
     return undefined;
   }
+}
+
+const ASYNC_FUNCTIONS = new Set(["AsyncFunction", "AsyncGeneratorFunction"]);
+
+function errorName(error) {
+  return typeof error?.name === "string" && error.name ? error.name : "Error";
+}
+
+function errorMessage(error) {
+  return String(error?.message ?? error);
+}
+
+/** A thrown or rejected value as the Python side reads it: its JS name and message. */
+function errorEnvelope(error) {
+  return JSON.stringify({ error: { type: errorName(error), message: errorMessage(error) } });
+}
+
+function abortReason(signal) {
+  const reason = signal.reason;
+  return reason instanceof DOMException && reason.name === "AbortError"
+    ? reason
+    : new DOMException(reason === undefined ? "aborted" : errorMessage(reason), "AbortError");
+}
+
+/** Mutation args as sent: `null` for none, else checked by `checkJson`. */
+function sendable(args) {
+  return args === undefined || args === null ? null : checkJson(args, "args");
+}
+
+function checkWaitOptions(opts) {
+  if (opts === undefined || opts === null) return {};
+  if (typeof opts !== "object") throw new TypeError("when* options must be {timeout?, signal?}");
+  const { timeout, signal } = opts;
+  if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
+    throw new TypeError(`timeout must be a number of milliseconds >= 0, not ${String(timeout)}`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError("signal must be an AbortSignal");
+  return { timeout, signal };
+}
+
+/** `value` if JSON carries it exactly (plain objects, arrays, strings, finite numbers, booleans,
+ * null); otherwise a `BridgeError` naming the key path of the first value it would lose. */
+export function checkJson(value, path = "args") {
+  const seen = new Set();
+  const walk = (v, at) => {
+    const fail = (what, hint = "") => {
+      throw new AsyncMachineError("BridgeError", `${at}: ${what} cannot cross to Python as JSON${hint}`);
+    };
+    if (v === null || typeof v === "string" || typeof v === "boolean") return;
+    if (typeof v === "number") return Number.isFinite(v) || fail(`the number ${v}`);
+    if (v === undefined) return fail("undefined", " (leave the key out, or use null)");
+    if (typeof v === "bigint") return fail("a BigInt", " (send it as a string)");
+    if (typeof v === "function") return fail("a function");
+    if (typeof v === "symbol") return fail("a symbol");
+    if (seen.has(v)) return fail("a cycle");
+    if (v instanceof Date) return fail("a Date", " (send date.toISOString())");
+    if (v instanceof Map) return fail("a Map", " (send Object.fromEntries(map))");
+    if (v instanceof Set) return fail("a Set", " (send [...set])");
+    const proto = Object.getPrototypeOf(v);
+    if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) {
+      return fail(`a ${v.constructor?.name ?? "class instance"}`, " (send a plain object)");
+    }
+    seen.add(v);
+    if (Array.isArray(v)) v.forEach((item, i) => walk(item, `${at}[${i}]`));
+    else for (const [key, item] of Object.entries(v)) walk(item, /^[A-Za-z_$][\w$]*$/.test(key) ? `${at}.${key}` : `${at}[${JSON.stringify(key)}]`);
+    seen.delete(v);
+  };
+  if (path === "args" && (value === null || typeof value !== "object" || Array.isArray(value))) {
+    throw new AsyncMachineError("BridgeError", "args must be an object");
+  }
+  walk(value, path);
+  return value;
 }
 
 // ---- worker pools (asyncmachine.node): ask a supervisor for a worker, then drive it directly

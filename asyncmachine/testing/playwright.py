@@ -69,12 +69,22 @@ _FIND = """(a) => {
     return (a.connection ? m?.connection : m) ?? null;
 }"""
 
-# one-shot calls answer {ok}, {unknown} or, without such a machine, {missing: [live ids]}
+# one-shot calls answer {ok}, {unknown} or, without such a machine, {missing: [live ids]}; a
+# remote machine's answer that does not come within a.timeoutMs (say, while the page is
+# disconnected) gives {late: <its connection's states>}
 _CALL = """async (a) => {
     const m = (%s)(a);
     if (m === null) return {missing: [...(globalThis.__asyncmachine__?.machines.keys() ?? [])]};
     const unknown = a.names.filter((name) => !m.has1(name));
-    return unknown.length ? {unknown} : {ok: await (%s)};
+    if (unknown.length) return {unknown};
+    const answer = (async () => ({ok: await (%s)}))();
+    if (!a.timeoutMs) return answer;
+    let timer;
+    const late = new Promise((resolve) => {
+        const states = () => m.connection?.stringAll() ?? m.stringAll();
+        timer = setTimeout(() => resolve({late: states()}), a.timeoutMs);
+    });
+    try { return await Promise.race([answer, late]); } finally { clearTimeout(timer); }
 }"""
 
 # predicates stay false until the machine appears
@@ -202,24 +212,44 @@ async def string_all(page: Page, machine_id: str, *, connection: bool = False) -
 
 
 async def add1(
-    page: Page, machine_id: str, state: str, args: Mapping[str, Any] | None = None
+    page: Page,
+    machine_id: str,
+    state: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Result:
-    """Activate ``state``; for a remote machine, the server's result."""
-    return await _mutate(page, machine_id, "m.add1(a.names[0], a.args)", [state], args)
+    """Activate ``state``; for a remote machine, the server's result (``TimeoutError`` if it
+    does not come within ``timeout`` seconds, e.g. while the page is disconnected)."""
+    expression = "m.add1(a.names[0], a.args)"
+    return await _mutate(page, machine_id, expression, [state], args, timeout)
 
 
 async def remove1(
-    page: Page, machine_id: str, state: str, args: Mapping[str, Any] | None = None
+    page: Page,
+    machine_id: str,
+    state: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Result:
-    """Deactivate ``state``; for a remote machine, the server's result."""
-    return await _mutate(page, machine_id, "m.remove1(a.names[0], a.args)", [state], args)
+    """Deactivate ``state``; for a remote machine, the server's result (or ``TimeoutError``)."""
+    expression = "m.remove1(a.names[0], a.args)"
+    return await _mutate(page, machine_id, expression, [state], args, timeout)
 
 
 async def set(
-    page: Page, machine_id: str, states: Sequence[str], args: Mapping[str, Any] | None = None
+    page: Page,
+    machine_id: str,
+    states: Sequence[str],
+    args: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Result:
-    """Make ``states`` the active ones; for a remote machine, the server's result."""
-    return await _mutate(page, machine_id, "m.set(a.names, a.args)", _names(states), args)
+    """Make ``states`` the active ones; for a remote machine, the server's result (or
+    ``TimeoutError``)."""
+    expression = "m.set(a.names, a.args)"
+    return await _mutate(page, machine_id, expression, _names(states), args, timeout)
 
 
 async def _mutate(
@@ -228,10 +258,20 @@ async def _mutate(
     expression: str,
     names: list[str],
     args: Mapping[str, Any] | None,
+    timeout: float,
 ) -> Result:
     # awaiting in the page resolves a remote machine's Promise; a local result is a plain number
-    params = {"args": None if args is None else dict(args)}
-    return Result(int(await _call(page, machine_id, expression, names, params, False)))
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
+    params = {"args": None if args is None else dict(args), "timeoutMs": timeout * 1e3}
+    try:
+        return Result(int(await _call(page, machine_id, expression, names, params, False)))
+    except TimeoutError as late:
+        raise TimeoutError(
+            f"machine {machine_id!r}: {expression.split('(')[0][2:]}({', '.join(names)}) got no "
+            f"answer within {timeout:g} s (a remote machine's server did not answer; its "
+            f"connection: {late})"
+        ) from None
 
 
 async def _call(
@@ -254,6 +294,8 @@ async def _call(
         raise LookupError(f"no machine {machine_id!r} in the page (live machines: {live})")
     if "unknown" in out:
         raise StateMissingError(out["unknown"], machine_id)
+    if "late" in out:  # the states of the connection that did not answer in time
+        raise TimeoutError(str(out["late"]))
     return out["ok"]
 
 

@@ -17,7 +17,10 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "build" / "site"
-PAGES = {"/bridge.html": Path(__file__).with_name("bridge.html")}
+PAGES = {
+    "/bridge.html": Path(__file__).with_name("bridge.html"),
+    "/react-app.mjs": ROOT / "build" / "test-react" / "react-app.mjs",  # test_js_api.py bundles it
+}
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ there keep an event loop marked as running for the whole session.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,33 @@ async def test_bad_input_fails_clearly(page: Page) -> None:
     ):
         with pytest.raises(am.StateMissingError, match=r"missing states: Nope .* for local"):
             await call
+
+
+async def test_mutations_of_a_disconnected_remote_machine_time_out(
+    open_demo: Callable[[str], Awaitable[Page]], demo: Any, watch: Any
+) -> None:
+    """While the page is disconnected, a mutation helper fails after its timeout, naming the
+    connection's states, instead of waiting for the server forever."""
+    page = await open_demo(f"{demo.url}?mode=remote")
+    await amtest.expect_state(page, "upload", "Ready", connection=True, timeout=15)
+    assert await amtest.add1(page, "upload", "Offline") == am.Executed
+    # reconnect attempts while the server is down
+    watch.expected.append(re.compile(r"^WebSocket connection to .* net::ERR_CONNECTION_REFUSED$"))
+    await demo.stop()
+    try:
+        await amtest.expect_state(page, "upload", "Disconnected", connection=True)
+        with pytest.raises(TimeoutError) as late:
+            await amtest.add1(page, "upload", "Online", timeout=0.3)
+        assert str(late.value).startswith(
+            "machine 'upload': add1(Online) got no answer within 0.3 s"
+        )
+        assert "Disconnected:" in str(late.value)
+        with pytest.raises(ValueError, match="timeout must be positive"):
+            await amtest.set(page, "upload", ["Online"], timeout=0)
+    finally:
+        await demo.start()
+    await amtest.expect_state(page, "upload", "Ready", connection=True, timeout=15)
+    await page.close()
 
 
 async def test_importable_in_pyodide_without_playwright(page: Page) -> None:

@@ -1,7 +1,7 @@
 """The RPC protocol core stays I/O-free: the sessions, the hub, the mirror and what they import
 use no event loop, socket or WebSocket library, and no adapter module. Other transports (NATS)
 drive the same sessions; only ``_server.py``, ``_client.py``, ``_transport.py`` and
-``_jsbridge.py`` touch asyncio and the network."""
+the JS bridge (``asyncmachine._bridge._remote``) touch asyncio and the network."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ CORE = {
     "_server_session.py",
     "_states.py",
 }
-ADAPTERS = {"_client", "_server", "_transport", "_jsbridge"}
+ADAPTERS = {"_client", "_server", "_transport"}
 FORBIDDEN = {
     "asyncio",
     "socket",

@@ -23,7 +23,7 @@ from asyncmachine.testing import playwright as amtest
 
 async def test_the_page_is_not_idle():
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=%r)
+        browser = await p.chromium.launch(executable_path=os.environ["CHROMIUM"], args=%r)
         page = await browser.new_page()
         await page.goto(os.environ["AM_TEST_SITE"] + "/dbg-page.html")
         await page.wait_for_function(
@@ -40,13 +40,14 @@ async def test_the_page_is_not_idle():
 def test_a_failing_page_test_leaves_the_pages_machines(
     pytester: pytest.Pytester, site_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from support import CHROMIUM_ARGS
+    from support import CHROMIUM, CHROMIUM_ARGS
 
     pytester.makeini(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     )
     pytester.makepyfile(test_page=INNER % (CHROMIUM_ARGS,))
     monkeypatch.setenv("AM_TEST_SITE", site_url)
+    monkeypatch.setenv("CHROMIUM", CHROMIUM)
     result = pytester.runpytest_subprocess("--am-trace=retain-on-failure", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     path = (

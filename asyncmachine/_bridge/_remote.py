@@ -1,4 +1,4 @@
-"""The JS bridge for remote machines: ``am.connect(url, ...)`` in ``web/asyncmachine.mjs``.
+"""The Python half of the JS bridge for remote machines: ``am.connect(url, ...)`` in the page.
 
 The page drives a :class:`NetMachine` exactly like a local machine; mutations and dry runs answer
 later (the server has to), through ``notify("result", id, envelope)``. ``connection`` exposes the
@@ -12,34 +12,24 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._bridge import (
+from ..rpc._client import Client
+from ..rpc._errors import ConnectError, RemoteError
+from ..rpc._netmachine import NetMachine
+from ._local import (
     Bridge,
     BridgeError,
     MachineBridge,
     Notify,
     dumps,
     error_envelope,
+    explanation,
     page_args,
 )
-from ._client import Client
-from ._errors import ConnectError, RemoteError
-from ._netmachine import NetMachine
+from ._methods import of_kind
 
 
 def _number(result: Any) -> Any:
     return None if result is None else int(result)
-
-
-def _explanation(x: Any) -> dict[str, Any]:
-    """An ``am.Explanation`` as the page reads it (camelCase)."""
-    return {
-        "result": int(x.result),
-        "target": list(x.target),
-        "added": list(x.added),
-        "removed": list(x.removed),
-        "canceledBy": x.canceled_by,
-        "rejected": [{"state": state, "reason": reason} for state, reason in x.rejected],
-    }
 
 
 class NetBridge(Bridge):
@@ -64,25 +54,15 @@ class NetBridge(Bridge):
 
             return start
 
+        for method in of_kind("mutation", "dry_run", "explain"):
+            convert = explanation if method.kind == "explain" else _number
+            self._methods[method.js] = call(getattr(net, method.py), convert)
         self._methods.update(
             {
-                "add": call(net.add),
-                "add1": call(net.add1),
-                "remove": call(net.remove),
-                "remove1": call(net.remove1),
-                "set": call(net.set),
-                "toggle": call(net.toggle),
-                "toggle1": call(net.toggle1),
-                "canAdd": call(net.can_add),
-                "canAdd1": call(net.can_add1),
-                "canRemove": call(net.can_remove),
-                "canRemove1": call(net.can_remove1),
-                "explainAdd": call(net.explain_add, _explanation),
-                "explainAdd1": call(net.explain_add1, _explanation),
-                "addErr": lambda msg, args, name, rid: later(
+                "addErr": lambda name, msg, args, rid: later(
                     rid, net.add_err(_page_error(name, msg), page_args(args)), _number
                 ),
-                "addErrState": lambda state, msg, args, name, rid: later(
+                "addErrState": lambda state, name, msg, args, rid: later(
                     rid, net.add_err_state(state, _page_error(name, msg), page_args(args)), _number
                 ),
                 "sync": lambda rid: later(rid, net.sync(), _number),
