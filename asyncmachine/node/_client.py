@@ -83,12 +83,25 @@ class Client:
     # ------------------------------------------------------------ the supervisor
 
     async def start(
-        self, urls: Iterable[str] | None = None, *, discovery: Discovery | None = None
+        self,
+        urls: Iterable[str] | None = None,
+        *,
+        discovery: Discovery | None = None,
+        nats: str | None = None,
     ) -> None:
-        """Connect to the first supervisor of ``urls`` (or of ``discovery``) that answers;
-        raises ``SupervisorError`` when none does (``ErrSupervisor`` shows it too)."""
+        """Connect to the first supervisor of ``urls`` (or of ``discovery``, or found through
+        the NATS server at ``nats``) that answers; raises ``SupervisorError`` when none does
+        (``ErrSupervisor`` shows it too)."""
         if self._super is not None:
             raise RuntimeError("client already started")
+        if nats is not None and discovery is None:
+            from ..rpc.nats import NatsDiscovery  # nats-py only when asked for
+
+            found = NatsDiscovery(nats)
+            try:
+                urls = await found.supervisors(self.kind)
+            finally:
+                await found.close()
         if discovery is None:
             if urls is None or isinstance(urls, str):
                 raise TypeError("start() takes a list of supervisor URLs (or a discovery)")

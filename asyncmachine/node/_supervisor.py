@@ -184,6 +184,7 @@ class Supervisor:
         warm: int = 5,
         authenticate: Authenticate | None = None,
         discovery: Discovery | None = None,
+        nats: str | None = None,
         heartbeat: float = 1.0,
         health_timeout: float = 5.0,
         conn_timeout: float = 10.0,
@@ -217,6 +218,10 @@ class Supervisor:
         self.max_start_failures = max_start_failures
         self.pool_pause = pool_pause
         self.worker_env = dict(worker_env or {})
+        if nats is not None and discovery is None:
+            from ..rpc.nats import NatsDiscovery  # nats-py only when asked for
+
+            discovery = NatsDiscovery(nats)
         self.discovery: Discovery = discovery if discovery is not None else StaticDiscovery()
         self._authenticate_client = authenticate
         self.mach = Machine(SUPERVISOR_SCHEMA, id=supervisor_machine_id(kind))
@@ -273,6 +278,10 @@ class Supervisor:
         self.mach.remove1(ss.Start)
         with contextlib.suppress(Exception):
             await self.discovery.withdraw(self.kind, self.mach.id)
+        closer = getattr(self.discovery, "close", None)  # a NATS connection, say
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

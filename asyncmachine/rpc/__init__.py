@@ -26,6 +26,7 @@ from ._states import ClientStates, ServerStates
 from ._transport import Receiver, Transport, TransportClosed
 
 if TYPE_CHECKING:
+    from . import nats  # noqa: F401 (the lazy attribute below)
     from ._server import Server
 
 __all__ = [
@@ -64,4 +65,8 @@ def __getattr__(name: str) -> object:
         from ._server import Server
 
         return Server
+    if name == "nats":  # nats-py only when asked for
+        import importlib
+
+        return importlib.import_module(".nats", __name__)
     raise AttributeError(name)

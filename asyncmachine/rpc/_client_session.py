@@ -196,6 +196,9 @@ class ClientSession:
         states = self.wanted.get(machine_id)
         if states is not None:
             message["states"] = states
+        net = self.mirrors.get(machine_id)
+        if net is not None and net.seq and net.state_names():
+            message["seq"] = net.seq  # a server on the same chain may resume with a diff
         return self.request(message, machine_id, False, self._last_seen, on_done)
 
     def fail_all(self, error: BaseException) -> None:

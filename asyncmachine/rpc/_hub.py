@@ -17,6 +17,7 @@ import inspect
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._machine import Machine
@@ -27,7 +28,7 @@ from .._transition import Mutation, MutationSource, Transition
 from . import _protocol as p
 from ._auth import ANONYMOUS, Authenticate, ConnInfo, Policy, Principal
 from ._errors import ProtocolError
-from ._idempotency import IdempotencyStore, machine_store
+from ._idempotency import IdempotencyStore, Remembered, Scope, machine_store
 from ._states import SERVER_SCHEMA, ServerStates
 
 log = logging.getLogger("asyncmachine.rpc")
@@ -36,6 +37,41 @@ ss = ServerStates()
 
 Schedule = Callable[[Callable[[], None]], None]
 """``schedule(fn)``: call ``fn`` soon, once the current synchronous work is done."""
+
+Answer = Callable[[Any, ProtocolError | None], None]
+"""``done(value, error)``: the outcome of a mutation or a dry run, now or later."""
+
+
+@dataclass
+class Request:
+    """A client's mutation or dry run, checked and ready for its machine (local or remote)."""
+
+    op: str
+    states: list[str]
+    args: dict[str, Any] | None
+    principal: str
+    policy: Policy
+    key: str | None = None
+    scope: Scope = ("", "", "")
+    source: MutationSource | None = None
+    err: BaseException | None = None
+
+
+class RemoteMachines(Protocol):
+    """Machines hosted elsewhere that a hub serves too (a NATS gateway's)."""
+
+    def get(self, machine_id: str) -> Exposed | None:
+        """The machine, when it is followed and its clock is known."""
+        ...
+
+    def ids(self) -> list[str]:
+        """The machines known to be hosted now (for ``welcome.machines``)."""
+        ...
+
+    def follow(self, machine_id: str, then: Callable[[], None], since: int | None = None) -> None:
+        """Start following ``machine_id`` (if not yet) and call ``then`` once ``get`` knows
+        whether it exists; ``since``: a client's ``seq`` to keep the clock of, to resume it."""
+        ...
 
 
 class Peer(Protocol):
@@ -133,6 +169,10 @@ class Exposed(Tracer):
     store. It watches the machine (as a tracer) only while someone subscribes or mutates, so a
     stopped server leaves nothing bound."""
 
+    resumable = False
+    """Whether ``seq`` names one clock across processes and restarts (a NATS host's chain): a
+    client's ``sub`` with its ``seq`` then resumes with a diff when ``base(seq)`` is known."""
+
     def __init__(
         self, hub: Hub, mach: Machine, machine_id: str, store: IdempotencyStore | None
     ) -> None:
@@ -156,7 +196,8 @@ class Exposed(Tracer):
         self._touched: set[str] = set()
         """States the transitions since the latest epoch changed (while watched)."""
         self._step: list[list[int]] = []
-        """The change from the epoch before the latest to the latest."""
+        """The change from ``_prev`` (the epoch before the latest) to the latest."""
+        self._prev = 0
         self.dirty = False
         self.reshape = True
         """The state names may have changed: the next flush sends snapshots."""
@@ -164,6 +205,32 @@ class Exposed(Tracer):
         self._stamp: MutationSource | None = None
         self._shadow: Machine | None = None
         self._resolution = _Resolution()
+
+    # ------------------------------------------------------------ what sessions read
+
+    @property
+    def gone(self) -> bool:
+        return self.mach.is_disposed
+
+    def has(self, state: str) -> bool:
+        return self.mach.has1(state)
+
+    def state_names(self) -> list[str]:
+        return self.mach.state_names()
+
+    def base(self, seq: int) -> tuple[list[int], int] | None:
+        """The clock and queue tick at epoch ``seq``, if still known (for a resume)."""
+        return self._bases.get(seq) if self.resumable else None
+
+    def resume(self, sub: Subscription, seq: int) -> bool:
+        """Let a new ``sub`` stand on ``seq`` (its mirror's), so it gets a diff from there."""
+        base = self.base(seq)
+        if base is None:
+            return False
+        self._bases.setdefault(seq, base)
+        sub.seq = seq
+        self._stand(sub, seq)
+        return True
 
     # ------------------------------------------------------------ watching the machine
 
@@ -310,9 +377,11 @@ class Exposed(Tracer):
             sub.reindex()
             sub.peer.push_snapshot(sub)
 
-    def _set_latest(self, now: list[int], qt: int, step: list[list[int]]) -> None:
-        previous = self.epoch
-        self.epoch += 1
+    def _set_latest(
+        self, now: list[int], qt: int, step: list[list[int]], epoch: int | None = None
+    ) -> None:
+        previous = self._prev = self.epoch
+        self.epoch = previous + 1 if epoch is None else epoch
         self.time, self.qt, self._step = now, qt, step
         self._bases[self.epoch] = (now, qt)
         if previous not in self._on:
@@ -364,7 +433,7 @@ class Exposed(Tracer):
         epoch, qt = self.epoch, self.qt
         d = changes.get(base)
         if d is None:
-            step = self._step if base == epoch - 1 else p.diff(self._bases[base][0], self.time)
+            step = self._step if base == self._prev else p.diff(self._bases[base][0], self.time)
             d = changes[base] = step
         pos = sub.pos
         if pos is not None:
@@ -453,6 +522,104 @@ class Exposed(Tracer):
             return mach.can_add(states, args)
         return mach.can_remove(states, args)
 
+    def forbidden(self, req: Request) -> str | None:
+        """Why the principal may not run the mutation (resolved now, on an idle machine)."""
+        policy = req.policy
+        if not policy.write:
+            return f"{req.principal} may not mutate {self.id}"
+        if policy.states is None:
+            return None
+        outside = policy.outside(self.touched(req.op, req.states))
+        if not outside:
+            return None
+        shown = policy.visible(outside)
+        hidden = len(outside) - len(shown)
+        what = " ".join(shown) + (f" and {hidden} more" if hidden else "")
+        return f"{req.principal} may not change {what.strip()}"
+
+    def run_mutation(self, req: Request) -> int:
+        """On an idle machine: the key's earlier answer, or the policy check and the run."""
+        if self.gone:
+            raise ProtocolError(p.E_UNKNOWN_MACHINE, f"unknown machine {self.id[:80]!r}")
+        store, key, op, states = self.store, req.key, req.op, req.states
+        if key is not None:
+            known = store.get(req.scope, key)
+            if known is not None:
+                if (known.op, known.states) != (op, tuple(states)):
+                    raise ProtocolError(p.E_BAD_MESSAGE, "key already used for another mutation")
+                return known.result
+        refused = self.forbidden(req)
+        if refused is not None:
+            raise ProtocolError(p.E_FORBIDDEN, refused)
+        source = req.source if req.source is not None else MutationSource("", "", 0)
+        result = int(self.submit(op, states, req.args, source, req.err))
+        if key is not None:
+            store.put(req.scope, key, Remembered(op, tuple(states), result))
+        return result
+
+    def mutate(self, req: Request, done: Answer) -> None:
+        """Run ``req`` once the machine is idle; ``done(result, error)``."""
+
+        def run() -> None:
+            try:
+                result = self.run_mutation(req)
+            except ProtocolError as failed:
+                done(None, failed)
+                return
+            except Exception:
+                log.exception("machine %s: mutation failed", self.id)
+                done(None, ProtocolError(p.E_INTERNAL, "internal server error"))
+                return
+            done(result, None)
+
+        self.when_idle(run)
+
+    def check(self, req: Request, done: Answer) -> None:
+        """``can_add``/``can_remove`` once idle; a mutation the policy refuses is canceled."""
+
+        def run() -> None:
+            result: Result = Canceled
+            if not self.gone and self.forbidden(req) is None:
+                result = self.dry_run(req.op, req.states, req.args)
+            done(int(result), None)
+
+        self.when_idle(run)
+
+    def explain(self, req: Request, done: Answer) -> None:
+        """``explain_add``/``explain_remove`` once idle, as a wire dict (every state named)."""
+        mach = self.mach
+        explain = mach.explain_add if req.op == "add" else mach.explain_remove
+
+        def run() -> None:
+            refused = None if self.gone else self.forbidden(req)
+            if refused is not None:
+                done(
+                    {
+                        "result": int(Canceled),
+                        "target": [],
+                        "added": [],
+                        "removed": [],
+                        "canceled_by": "policy",
+                        "rejected": [[s, "forbidden by policy"] for s in req.states],
+                    },
+                    None,
+                )
+                return
+            x = explain(req.states, req.args)
+            done(
+                {
+                    "result": int(x.result),
+                    "target": list(x.target),
+                    "added": list(x.added),
+                    "removed": list(x.removed),
+                    "canceled_by": x.canceled_by,
+                    "rejected": [[state, str(why)] for state, why in x.rejected],
+                },
+                None,
+            )
+
+        self.when_idle(run)
+
 
 class Hub:
     """The machines one server exposes, its connections, and its own machine (``mach``)."""
@@ -485,6 +652,8 @@ class Hub:
         self.flood_burst = flood_burst
         self._authenticate = authenticate
         self._schedule = schedule
+        self.remote: RemoteMachines | None = None
+        """Machines hosted elsewhere that this hub serves too (set by a NATS gateway)."""
         self._dirty: list[Exposed] = []
         self._flush_scheduled = False
 
@@ -508,10 +677,20 @@ class Hub:
 
     def lookup(self, machine_id: str) -> Exposed | None:
         exposed = self.exposed.get(machine_id)
-        if exposed is not None and exposed.mach.is_disposed:
+        if exposed is None and self.remote is not None:
+            return self.remote.get(machine_id)
+        if exposed is not None and exposed.gone:
             self.forget(exposed)
             return None
         return exposed
+
+    def resolve(self, machine_id: str, then: Callable[[], None], since: int | None = None) -> bool:
+        """True when ``lookup(machine_id)`` can answer now; else False, and ``then`` runs once
+        it can (a remote machine's clock is being fetched)."""
+        if self.remote is None or machine_id in self.exposed or self.remote.get(machine_id):
+            return True
+        self.remote.follow(machine_id, then, since)
+        return False
 
     def forget(self, exposed: Exposed) -> None:
         """The machine is gone (disposed or unexposed): its subscribers are told so."""
@@ -522,7 +701,10 @@ class Hub:
             sub.peer.machine_gone(sub)
 
     def visible(self, principal: Principal) -> list[str]:
-        return [m for m in self.exposed if principal.policy(m).read]
+        ids = list(self.exposed)
+        if self.remote is not None:
+            ids += [m for m in self.remote.ids() if m not in self.exposed]
+        return [m for m in ids if principal.policy(m).read]
 
     # ------------------------------------------------------------ diffs and payloads
 

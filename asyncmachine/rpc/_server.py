@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -168,6 +168,8 @@ class Server:
     HTTP requests on the same port first (e.g. the demo's static files). ``metrics=True`` serves
     Prometheus metrics of the served machines at ``GET /metrics`` on the same port (needs
     ``prometheus-client``). ``server.mach`` is the server's own machine (:class:`ServerStates`).
+    ``nats`` (a NATS URL, ``nats_options`` for ``nats.connect``) makes it a gateway: it also
+    serves every machine hosted on that NATS network (``rpc.nats.expose``), by id.
     """
 
     def __init__(
@@ -187,6 +189,8 @@ class Server:
         http: HttpHandler | None = None,
         server_id: str | None = None,
         metrics: bool = False,
+        nats: str | None = None,
+        nats_options: Mapping[str, Any] | None = None,
     ) -> None:
         if max_frame < p.MIN_FRAME:
             raise ValueError(f"max_frame must be at least {p.MIN_FRAME} bytes")
@@ -206,6 +210,9 @@ class Server:
         self.path = path
         self._http = http
         self._metrics = ServerMetrics() if metrics else None
+        self.nats = nats
+        self._nats_options = dict(nats_options or {})
+        self._gateway: Any = None
         self._ws: _WsServer | None = None
         self._conns: dict[ServerSession, _Connection] = {}
         self.host = ""
@@ -296,6 +303,11 @@ class Server:
             raise RuntimeError("server already started")
         self.mach.add1(ss.Start)
         try:
+            if self.nats is not None:
+                from .nats._gateway import Gateway  # nats-py only for gateways
+
+                self._gateway = Gateway(self.hub, self.nats, self._nats_options)
+                await self._gateway.start()
             self._ws = await serve(
                 self._handler,
                 host,
@@ -308,6 +320,9 @@ class Server:
                 open_timeout=self.hub.handshake_timeout,
             )
         except BaseException as err:
+            if self._gateway is not None:
+                await self._gateway.stop()
+                self._gateway = None
             self.mach.remove1(ss.Start)
             if isinstance(err, Exception):
                 self.mach.add_err(err)
@@ -338,6 +353,9 @@ class Server:
             await asyncio.wait_for(ws.wait_closed(), 2.0)
         for conn in list(self._conns.values()):
             conn.ws.transport.abort()
+        if self._gateway is not None:
+            gateway, self._gateway = self._gateway, None
+            await gateway.stop()
 
     async def __aenter__(self) -> Server:
         if self._ws is None:

@@ -15,13 +15,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .._result import Canceled, Result
 from .._transition import MutationSource
 from . import _protocol as p
 from ._auth import ANONYMOUS, ConnInfo, Principal
 from ._errors import ProtocolError, RemoteError
-from ._hub import Exposed, Hub, Subscription
-from ._idempotency import Remembered
+from ._hub import Exposed, Hub, Request, Subscription
 from ._protocol import CloseRequest
 
 log = logging.getLogger("asyncmachine.rpc")
@@ -337,6 +335,12 @@ class ServerSession:
             handler = self.handlers.get(kind)
             if handler is None:
                 raise ProtocolError(p.E_UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}")
+            machine_id = message.get("m")
+            if rid is not None and isinstance(machine_id, str) and machine_id:
+                later = self._handler_later(handler, message, rid)
+                seq = message.get("seq") if kind == "sub" else None
+                if not self.hub.resolve(machine_id, later, seq if p.is_int(seq, 1) else None):
+                    return  # a remote machine: once its clock is known (in arrival order)
             handler(self, message, rid)
         except ProtocolError as err:
             log.info("session %s: %s: %s", self.id, err.code, err.msg)
@@ -344,6 +348,25 @@ class ServerSession:
         except Exception:
             log.exception("session %s: internal error", self.id)
             self._error(p.E_INTERNAL, "internal server error", rid)
+
+    def _handler_later(
+        self,
+        handler: Callable[[ServerSession, dict[str, Any], int | None], None],
+        message: dict[str, Any],
+        rid: int,
+    ) -> Callable[[], None]:
+        def later() -> None:
+            if self._state != _OPEN:
+                return
+            try:
+                handler(self, message, rid)
+            except ProtocolError as err:
+                self._error(err.code, err.msg, err.req_id if err.req_id is not None else rid)
+            except Exception:
+                log.exception("session %s: internal error", self.id)
+                self._error(p.E_INTERNAL, "internal server error", rid)
+
+        return later
 
     def _exposed(self, message: dict[str, Any], rid: int | None) -> Exposed:
         machine_id = p.field_str(message, "m", rid)
@@ -354,32 +377,16 @@ class ServerSession:
 
     def _visible_states(self, exposed: Exposed, states: list[str], rid: int | None) -> None:
         """Every state exists and this principal may see it (an invisible state is unknown)."""
-        mach = exposed.mach
         read_states = self.principal.policy(exposed.id).read_states
         unknown = [
             s
             for s in states
-            if not mach.has1(s) or (read_states is not None and s not in read_states)
+            if not exposed.has(s) or (read_states is not None and s not in read_states)
         ]
         if unknown:
             raise ProtocolError(
                 p.E_UNKNOWN_STATE, f"unknown states: {' '.join(unknown)[:200]}", rid
             )
-
-    def _forbidden(self, exposed: Exposed, op: str, states: list[str]) -> str | None:
-        """Why this principal may not run the mutation (resolved now), or ``None``."""
-        policy = self.principal.policy(exposed.id)
-        if not policy.write:
-            return f"{self.principal.name} may not mutate {exposed.id}"
-        if policy.states is None:
-            return None
-        outside = policy.outside(exposed.touched(op, states))
-        if not outside:
-            return None
-        shown = policy.visible(outside)
-        hidden = len(outside) - len(shown)
-        what = " ".join(shown) + (f" and {hidden} more" if hidden else "")
-        return f"{self.principal.name} may not change {what.strip()}"
 
     def on_sub(self, message: dict[str, Any], rid: int | None) -> None:
         assert rid is not None
@@ -394,6 +401,13 @@ class ServerSession:
             sub = exposed.subscribe(self, self.principal.policy(exposed.id), states)
         except ProtocolError as err:
             raise ProtocolError(err.code, err.msg, rid) from None
+        seq = message.get("seq")
+        if p.is_int(seq, 1) and exposed.resume(sub, seq):
+            # the client's mirror is on ``seq`` of the same chain: a diff brings it up to date
+            self.subs[exposed.id] = sub
+            self._answer(exposed, rid, 0)
+            self.hub.subscribed(self, exposed.id)
+            return
         frame = p.encode(exposed.snapshot(sub, rid))
         if not self._fits(frame):
             exposed.unsubscribe(sub)
@@ -447,51 +461,26 @@ class ServerSession:
             tab_id=src.tab_id if src else None,
             meta=src.meta if src else None,
         )
-        scope = (exposed.id, self.principal.name, self.client_id)
+        principal = self.principal
+        req = Request(
+            op,
+            states,
+            args,
+            principal.name,
+            principal.policy(exposed.id),
+            key=key,
+            scope=(exposed.id, principal.name, self.client_id),
+            source=source,
+            err=err,
+        )
 
-        def run() -> None:
-            try:
-                result = self._run_mutation(exposed, rid, op, states, args, key, scope, source, err)
-            except ProtocolError as failed:
+        def done(result: Any, failed: ProtocolError | None) -> None:
+            if failed is not None:
                 self._error(failed.code, failed.msg, rid)
-                return
-            except Exception:
-                log.exception("session %s: mutation failed", self.id)
-                self._error(p.E_INTERNAL, "internal server error", rid)
-                return
-            self._answer(exposed, rid, result)
+            else:
+                self._answer(exposed, rid, result)
 
-        exposed.when_idle(run)
-
-    def _run_mutation(
-        self,
-        exposed: Exposed,
-        rid: int,
-        op: str,
-        states: list[str],
-        args: dict[str, Any] | None,
-        key: str | None,
-        scope: tuple[str, str, str],
-        source: MutationSource,
-        err: BaseException | None,
-    ) -> int:
-        """On an idle machine: the key's earlier answer, or the policy check and the run."""
-        if exposed.mach.is_disposed:
-            raise ProtocolError(p.E_UNKNOWN_MACHINE, f"unknown machine {exposed.id[:80]!r}")
-        store = exposed.store
-        if key is not None:
-            known = store.get(scope, key)
-            if known is not None:
-                if (known.op, known.states) != (op, tuple(states)):
-                    raise ProtocolError(p.E_BAD_MESSAGE, "key already used for another mutation")
-                return known.result
-        refused = self._forbidden(exposed, op, states)
-        if refused is not None:
-            raise ProtocolError(p.E_FORBIDDEN, refused)
-        result = int(exposed.submit(op, states, args, source, err))
-        if key is not None:
-            store.put(scope, key, Remembered(op, tuple(states), result))
-        return result
+        exposed.mutate(req, done)
 
     def _answer(self, exposed: Exposed, rid: int, result: int) -> None:
         """The ``res`` of a mutation, carrying the diff of its machine (read your writes)."""
@@ -510,9 +499,7 @@ class ServerSession:
             res["qt"] = exposed.qt
         self._queue(p.encode(res))
 
-    def _dry_run_args(
-        self, message: dict[str, Any], rid: int | None
-    ) -> tuple[Exposed, str, list[str], dict[str, Any] | None]:
+    def _dry_run(self, message: dict[str, Any], rid: int | None) -> tuple[Exposed, Request]:
         exposed = self._exposed(message, rid)
         op = message.get("op")
         if op not in p.CHECK_OPS:
@@ -521,58 +508,49 @@ class ServerSession:
         states = p.field_states(message, rid)
         args = p.field_args(message, rid)
         self._visible_states(exposed, states, rid)
-        return exposed, op, states, args
+        principal = self.principal
+        return exposed, Request(op, states, args, principal.name, principal.policy(exposed.id))
+
+    def _reply(self, exposed: Exposed, rid: int | None, field: str) -> Any:
+        """``done`` of a dry run: its value in ``res`` as ``field``, or the error."""
+
+        def done(value: Any, failed: ProtocolError | None) -> None:
+            if failed is not None:
+                self._error(failed.code, failed.msg, rid)
+                return
+            if field == "x":
+                value = self._explanation(exposed, value)
+            self._queue(p.encode({"t": "res", "id": rid, "m": exposed.id, field: value}))
+
+        return done
 
     def on_check(self, message: dict[str, Any], rid: int | None) -> None:
         """A dry run (``can_add``/``can_remove``) on the server, negotiation handlers included;
         a mutation the policy would refuse is ``Canceled``."""
-        exposed, op, states, args = self._dry_run_args(message, rid)
-
-        def run() -> None:
-            result: Result = Canceled
-            if not exposed.mach.is_disposed and self._forbidden(exposed, op, states) is None:
-                result = exposed.dry_run(op, states, args)
-            self._queue(p.encode({"t": "res", "id": rid, "m": exposed.id, "r": int(result)}))
-
-        exposed.when_idle(run)
+        exposed, req = self._dry_run(message, rid)
+        exposed.check(req, self._reply(exposed, rid, "r"))
 
     def on_explain(self, message: dict[str, Any], rid: int | None) -> None:
-        exposed, op, states, args = self._dry_run_args(message, rid)
-        explain = exposed.mach.explain_add if op == "add" else exposed.mach.explain_remove
+        exposed, req = self._dry_run(message, rid)
+        exposed.explain(req, self._reply(exposed, rid, "x"))
 
-        def run() -> None:
-            refused = None if exposed.mach.is_disposed else self._forbidden(exposed, op, states)
-            if refused is not None:
-                x = {
-                    "result": int(Canceled),
-                    "target": [],
-                    "added": [],
-                    "removed": [],
-                    "canceled_by": "policy",
-                    "rejected": [[s, "forbidden by policy"] for s in states],
-                }
-            else:
-                x = self._explanation(exposed, explain(states, args))
-            self._queue(p.encode({"t": "res", "id": rid, "m": exposed.id, "x": x}))
-
-        exposed.when_idle(run)
-
-    def _explanation(self, exposed: Exposed, explained: Any) -> dict[str, Any]:
-        """An ``Explanation`` on the wire, without the states this principal cannot see."""
+    def _explanation(self, exposed: Exposed, x: dict[str, Any]) -> dict[str, Any]:
+        """An explanation without the states this principal cannot see."""
         policy = self.principal.policy(exposed.id)
-        hidden = set(exposed.mach.state_names()) - set(policy.visible(exposed.mach.state_names()))
+        names = exposed.state_names()
+        hidden = set(names) - set(policy.visible(names))
 
         def reason(text: str) -> str:
             return "a hidden state" if hidden.intersection(str(text).split()) else str(text)
 
         return {
-            "result": int(explained.result),
-            "target": policy.visible(explained.target),
-            "added": policy.visible(explained.added),
-            "removed": policy.visible(explained.removed),
-            "canceled_by": explained.canceled_by,
+            "result": x["result"],
+            "target": policy.visible(x["target"]),
+            "added": policy.visible(x["added"]),
+            "removed": policy.visible(x["removed"]),
+            "canceled_by": x["canceled_by"],
             "rejected": [
-                [state, reason(why)] for state, why in explained.rejected if state not in hidden
+                [state, reason(why)] for state, why in x["rejected"] if state not in hidden
             ],
         }
 

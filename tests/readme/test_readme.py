@@ -116,6 +116,9 @@ def services() -> Iterator[Services]:
         return orders, server, dbg
 
     orders, server, dbg = s.run(start())
+    from bench.natsproc import NatsServer
+
+    nats = NatsServer(monitor=True).start()  # the wheel's nats-server
     loki = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LokiPush)
     threading.Thread(target=loki.serve_forever, daemon=True).start()
     with socket.socket() as free:  # a free port for the block that serves metrics itself
@@ -126,13 +129,16 @@ def services() -> Iterator[Services]:
         "6831": dbg.port,  # am-dbg
         "3100": loki.server_address[1],
         "9464": spare,  # prometheus.serve_metrics in the block itself
+        "4222": nats.port,  # the NATS scale-out block
     }
     s.checks = {
         "8765": lambda: s.run(_read(orders.is1, "Busy")),
         "6831": lambda: "worker" in dbg.session.machines,
         "3100": lambda: bool(_LokiPush.pushes),
+        "4222": lambda: nats.varz()["in_msgs"] > 0,
     }
     yield s
+    nats.stop()
     loki.shutdown()
     s.run(server.stop())
     s.run(dbg.stop())
