@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import statistics
@@ -27,6 +26,7 @@ from typing import Any
 
 from asyncmachine import node
 from bench.harness import env_info, loadavg
+from bench.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "node_pool"))
@@ -223,15 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = env_info()
     print(f"bench.node: load {loadavg()}", file=sys.stderr)
     rows = asyncio.run(run(args.quick))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as f:
-        for row in rows:
-            f.write(json.dumps({"system": "asyncmachine.node", **row, "quick": args.quick, **env}))
-            f.write("\n")
-    table = render(rows)
-    out.with_suffix(".md").write_text(table + "\n")
-    print(table)
+    records = [{"system": "asyncmachine.node", **row, "quick": args.quick, **env} for row in rows]
+    write_report(Path(args.out), records, render(rows))
     return 0
 
 

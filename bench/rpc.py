@@ -45,6 +45,7 @@ from asyncmachine.rpc import Client, NetMachine, Receiver, Server, Transport
 from asyncmachine.rpc._protocol import CLOSE_NORMAL, MAX_FRAME
 from asyncmachine.rpc._transport import websockets_connector
 from bench.harness import env_info, loadavg
+from bench.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE_ID = "bench"
@@ -707,15 +708,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     rows = asyncio.run(run(args.quick, servers))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w") as f:
-        for row in rows:
-            f.write(json.dumps({"system": "asyncmachine.rpc", **row, "quick": args.quick, **env}))
-            f.write("\n")
-    table = render_table(rows)
-    out.with_suffix(".md").write_text(table + "\n")
-    print(table)
+    records = [{"system": "asyncmachine.rpc", **row, "quick": args.quick, **env} for row in rows]
+    write_report(Path(args.out), records, render_table(rows))
     return 0
 
 
