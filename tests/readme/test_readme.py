@@ -159,7 +159,7 @@ def test_python_block(code: str, services: Services) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a safety net: the worker-pool block once took over 120 s at load 9
     )
     assert run.returncode == 0, f"the block failed:\n{run.stdout}\n{run.stderr}"
     assert "Traceback" not in run.stderr, run.stderr
