@@ -4,50 +4,33 @@ The pytest plugin (``asyncmachine.testing``) records the machines of each test t
 writes them to a session file when the test fails; a page records its own machines the same way
 (the JS bridge's ``debug: "record"``), and the plugin collects them.
 
-Hooks added with ``add_machine_hook`` see every machine built while they are added (the core's
-``on_machine_created``), and every machine passed to ``machine_created``: ``telemetry.debug`` and
-``mach_debug_env`` call it for the machines they see (machines made before the hook, instrumented
-for am-dbg, are recorded even when ``AM_DBG_ADDR`` is not set), so do the JS bridge and
-``record``. No I/O here.
+Recorders watch the core's creation hooks (``on_machine_created``), which see every machine
+built while they are added, and every machine passed to ``machine_created``: ``telemetry.debug``
+and ``mach_debug_env`` call it for the machines they see (machines made before the hook,
+instrumented for am-dbg, are recorded even when ``AM_DBG_ADDR`` is not set). No I/O here.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._schema import schema_to_dict
-from .._tracer import on_machine_created
+from .._tracer import CREATION_HOOKS
 from ._debug import PROTOCOL_VERSION, DebugTracer, Outbox, encode, now_ms, process_info
 
 if TYPE_CHECKING:
     from .._machine import Machine
 
-MachineHook = Callable[["Machine"], None]
 RECORD_LIMIT = 100_000
 """Transitions a recorder keeps before it drops the oldest (and counts them)."""
 
-_hooks: list[MachineHook] = []
-
-
-def add_machine_hook(fn: MachineHook) -> Callable[[], None]:
-    """Call ``fn(mach)`` for every machine built from now on and every machine seen by
-    ``machine_created`` (so ``fn`` must accept the same machine twice); returns the remover."""
-    _hooks.append(fn)
-    remove_created = on_machine_created(fn)
-
-    def remove() -> None:
-        remove_created()
-        if fn in _hooks:
-            _hooks.remove(fn)
-
-    return remove
-
 
 def machine_created(mach: Machine) -> None:
-    """Tell the hooks about a machine (an instrumented one, or one made by the JS bridge)."""
-    for fn in list(_hooks):
+    """Tell the core's creation hooks about a machine built before they were added (an
+    instrumented one): hooks must accept the same machine twice."""
+    for fn in list(CREATION_HOOKS):
         fn(mach)
 
 

@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from .._machine import Machine
+from .._tracer import on_machine_created
 from ..debugger import Session, write_session
-from ..telemetry._recording import Recorder, add_machine_hook, snapshot_lines
+from ..telemetry._recording import Recorder, snapshot_lines
 from . import playwright as _playwright
 
 MODES = ("off", "on", "retain-on-failure")
@@ -65,7 +66,7 @@ class Tracing:
         self.output = output
         self.recorder = Recorder()
         self.pages = PageRecordings()
-        self._remove_hook = add_machine_hook(self.recorder.record)
+        self._remove_hook = on_machine_created(self.recorder.record)
         self._written: set[str] = set()
         _playwright._recording = self.pages
 
